@@ -1,0 +1,169 @@
+import { resolve as resolvePath } from 'node:path';
+import { configFromFlags, FlagError } from '../config/from-flags.js';
+import { configFromObject, loadConfig } from '../config/load.js';
+import type { Config, ConfigInput } from '../config/schema.js';
+import { ConfigError } from '../core/errors.js';
+import { startDemoBackend, type DemoBackend } from '../demo/backend.js';
+import { ConfigWatcher } from '../server/config-watcher.js';
+import { Gateway } from '../server/gateway.js';
+import { createLoggers } from '../server/logging.js';
+import { parseCommand, UsageError, VERSION } from './usage.js';
+
+const HELP = `Usage: mpgate serve [--config FILE] [options]
+
+Runs the gateway. Three ways to give it routes:
+  mpgate serve --config mpgate.yaml
+  mpgate serve --listen 127.0.0.1:8080 --route a.test=http://127.0.0.1:8000 [--route ...]
+  mpgate serve                       (no routes: built-in demo on 127.0.0.1:8080)
+
+Options:
+  -c, --config FILE        YAML config file (see "mpgate schema"); reloaded on change and on SIGHUP
+  -l, --listen ADDR        listen address, host:port (repeatable; overrides the file's "listen")
+  -r, --route HOST=URL     proxy HOST to URL (repeatable; the same HOST twice = round-robin)
+      --default-site NAME  site that answers unknown hosts (default: 404)
+      --access-log PATH    access log: "-" stdout (default), a file, or "off"
+      --log-level LEVEL    fatal, error, warn, info (default), debug, trace
+  -h, --help               this help
+
+Signals: SIGTERM/SIGINT stop gracefully (shutdownGrace, default 10s; a second signal stops at once),
+SIGHUP reloads the config file.
+`;
+
+export async function runServe(argv: string[]): Promise<number> {
+  const parsed = parseCommand(argv, {
+    config: { type: 'string', short: 'c' },
+    listen: { type: 'string', short: 'l', multiple: true },
+    route: { type: 'string', short: 'r', multiple: true },
+    'default-site': { type: 'string' },
+    'access-log': { type: 'string' },
+    'log-level': { type: 'string' },
+  }, HELP);
+  if (!parsed) return 0;
+  const v = parsed.values;
+  const file = v.config ? resolvePath(v.config) : undefined;
+  if (file && v.route?.length) throw new UsageError('give either --config or --route, not both');
+
+  const overrides = (cfg: ConfigInput): ConfigInput => ({
+    ...cfg,
+    ...(v.listen?.length ? { listen: v.listen } : {}),
+    ...(v['access-log'] ? { accessLog: v['access-log'] === 'off' ? false : { path: v['access-log'] } } : {}),
+    ...(v['log-level'] ? { logLevel: v['log-level'] as Config['logLevel'] } : {}),
+  });
+
+  let demo: DemoBackend | undefined;
+  let config: Config;
+  try {
+    if (file) {
+      const fromFile = await loadConfig(file);
+      config = hasOverrides(v) ? configFromObject(overrides(fromFile as unknown as ConfigInput), file) : fromFile;
+    } else if (v.route?.length) {
+      config = configFromObject(overrides(configFromFlags({ listen: v.listen ?? [], routes: v.route, defaultSite: v['default-site'] })), '--route');
+    } else {
+      demo = await startDemoBackend();
+      config = configFromObject(overrides(demoConfig(demo.port)), 'demo');
+    }
+  } catch (err) {
+    await demo?.close();
+    if (err instanceof ConfigError || err instanceof FlagError) {
+      process.stderr.write(`${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+
+  const loggers = createLoggers({ level: config.logLevel, access: config.accessLog });
+  const { log } = loggers;
+  let gateway: Gateway;
+  try {
+    gateway = await Gateway.start(config, { log, access: loggers.access });
+  } catch (err) {
+    await demo?.close();
+    const e = err as NodeJS.ErrnoException;
+    const hint = e.code === 'EADDRINUSE' ? ' (something else listens there; pick another with --listen 127.0.0.1:PORT)'
+      : e.code === 'EACCES' ? ' (ports below 1024 need root or CAP_NET_BIND_SERVICE)' : '';
+    process.stderr.write(`mpgate: cannot listen: ${e.message}${hint}\n`);
+    return 1;
+  }
+  const addrs = gateway.addresses();
+  log.info({ version: VERSION, listen: addrs.map((a) => `${a.host}:${a.port}`), sites: config.sites.length, config: file ?? (demo ? 'demo' : '--route') }, 'mpgate started');
+  if (demo) printDemoBanner(addrs[0]!.port);
+
+  // ---- reload ----------------------------------------------------------------------------------
+  let watcher: ConfigWatcher | undefined;
+  let reloading = Promise.resolve();
+  const reload = (why: string) => {
+    if (!file) {
+      log.warn({ why }, 'reload ignored: no config file');
+      return;
+    }
+    reloading = reloading.then(async () => {
+      try {
+        const fresh = await loadConfig(file);
+        const next = hasOverrides(v) ? configFromObject(overrides(fresh as unknown as ConfigInput), file) : fresh;
+        const result = gateway.reload(next);
+        await watcher?.noteLoaded();
+        log.info({ why, sites: next.sites.length }, 'config reloaded');
+        if (result.needsRestart.length) log.warn({ settings: result.needsRestart }, 'changed settings need a restart to take effect');
+      } catch (err) {
+        if (err instanceof ConfigError) log.error({ why, problems: err.message.split('\n') }, 'config rejected, keeping the running one');
+        else log.error({ why, err }, 'reload failed, keeping the running config');
+      }
+    });
+  };
+  if (file && config.watch) watcher = new ConfigWatcher(file, () => reload('file changed'));
+  process.on('SIGHUP', () => reload('SIGHUP'));
+
+  // ---- shutdown --------------------------------------------------------------------------------
+  await new Promise<void>((done) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) {
+        log.warn({ signal }, 'second signal, exiting now');
+        loggers.flush();
+        process.exit(1);
+      }
+      stopping = true;
+      log.info({ signal, graceMs: gateway.config.shutdownGrace }, 'shutting down');
+      watcher?.close();
+      void gateway.close().then(async () => {
+        await demo?.close();
+        log.info('stopped');
+        loggers.flush();
+        done();
+      });
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+  });
+  return 0;
+}
+
+function hasOverrides(v: Record<string, unknown>): boolean {
+  return Boolean((v.listen as string[] | undefined)?.length || v['access-log'] || v['log-level']);
+}
+
+function demoConfig(backendPort: number): ConfigInput {
+  return {
+    listen: ['127.0.0.1:8080'],
+    sites: [
+      { name: 'demo', hosts: ['app.localhost', 'localhost', '127.0.0.1'], upstream: `http://127.0.0.1:${backendPort}` },
+    ],
+  };
+}
+
+function printDemoBanner(port: number): void {
+  const base = `http://127.0.0.1:${port}`;
+  process.stdout.write(`
+mpgate demo is running on ${base} (Ctrl-C to stop). Try:
+
+  curl ${base}/hello                              Host routing to the demo backend (it echoes what it got)
+  curl http://app.localhost:${port}/hello          the same site by name (*.localhost is loopback)
+  curl -H 'Host: nobody.test' ${base}/            unknown host: 404 with an error code
+  node -e "const w=new (require('ws'))('ws://127.0.0.1:${port}/echo');w.on('open',()=>w.send('hi'));w.on('message',m=>{console.log(String(m));w.close()})"
+                                                   WebSocket through the gateway
+
+Your own routes: mpgate serve --listen 127.0.0.1:8080 --route a.test=http://127.0.0.1:8000
+A config file:   mpgate serve --config mpgate.yaml   (example in README.md)
+
+`);
+}

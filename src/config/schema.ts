@@ -1,0 +1,215 @@
+/**
+ * The one source of truth for mpgate's configuration: the zod schema below validates the YAML file,
+ * produces the frozen typed `Config` object, and generates the JSON Schema editors use
+ * (`mpgate schema`). Every field carries its default and a description here, where it is declared.
+ *
+ * Split the way Traefik splits it: `listen` and `limits.maxHeaderSize` shape the sockets and need a
+ * restart; `sites` and the rest of `limits`/`upstream` are swapped live on reload.
+ */
+import { z } from 'zod';
+import { DURATION_PATTERN, SIZE_PATTERN, parseDuration, parseSize } from './units.js';
+
+const duration = (description: string) =>
+  z
+    .union([
+      z.number().int().nonnegative(),
+      z.string().regex(new RegExp(DURATION_PATTERN), 'expected a duration such as "250ms", "10s" or "5m"'),
+    ])
+    .transform((v) => (typeof v === 'number' ? v : parseDuration(v)!))
+    .describe(`${description} Milliseconds, or a string such as "10s".`);
+
+const size = (description: string) =>
+  z
+    .union([
+      z.number().int().nonnegative(),
+      z.string().regex(new RegExp(SIZE_PATTERN), 'expected a size such as "512KiB" or "10MiB"'),
+    ])
+    .transform((v) => (typeof v === 'number' ? v : parseSize(v)!))
+    .describe(`${description} Bytes, or a string such as "10MiB".`);
+
+/** host:port, [v6]:port or a bare port. */
+const listenAddress = z
+  .string()
+  .regex(/^(?:(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):)?\d{1,5}$/, 'expected "host:port" such as "0.0.0.0:80" or "127.0.0.1:8080"')
+  .describe('Address to listen on: "host:port", "[::]:80" or a bare port (all interfaces).');
+
+/** http(s)://host[:port][/base] — no query, no fragment, no credentials. */
+export const upstreamUrl = z
+  .string()
+  .refine((s) => {
+    try {
+      const u = new URL(s);
+      return (u.protocol === 'http:' || u.protocol === 'https:') && !u.username && !u.password && !u.search && !u.hash;
+    } catch {
+      return false;
+    }
+  }, 'expected an upstream URL such as "http://127.0.0.1:8000" (http or https, no query or credentials)')
+  .describe('Upstream base URL, e.g. "http://127.0.0.1:8000".');
+
+/**
+ * Server names as nginx writes them: "a.com", "*.a.com", "www.a.*", ".a.com" (a.com and all its
+ * subdomains) and "~regex". Checked once here so routing never meets a malformed name.
+ */
+export const hostPattern = z
+  .string()
+  .min(1)
+  .refine((s) => {
+    if (s.startsWith('~')) {
+      try {
+        new RegExp(s.slice(1), 'i');
+        return true;
+      } catch {
+        return false;
+      }
+    }
+    const name = s.startsWith('.') ? `*${s}` : s;
+    return /^(\*\.)?[a-z0-9_-]+(\.[a-z0-9_-]+)*(\.\*)?$/i.test(name) && !(name.startsWith('*.') && name.endsWith('.*'));
+  }, 'expected a host name ("x.a.com"), a wildcard ("*.a.com", "www.a.*", ".a.com") or a regex ("~^api\\d+\\.a\\.com$")')
+  .describe('Host name, wildcard ("*.a.com", "www.a.*", ".a.com") or regex ("~^x\\d+\\.a\\.com$").');
+
+const proxyFields = {
+  upstream: z
+    .union([upstreamUrl, z.array(upstreamUrl).min(1)])
+    .optional()
+    .describe('Where to proxy: one URL, or a list used round-robin with passive failover.'),
+  stripPrefix: z
+    .boolean()
+    .default(false)
+    .describe('Remove the route path from the request path before proxying ("/api/x" → "/x").'),
+  preserveHost: z
+    .boolean()
+    .default(true)
+    .describe('Send the client\'s Host header upstream (nginx: proxy_set_header Host $host). If false, the upstream\'s own host:port is sent.'),
+  setHeaders: z
+    .record(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'not a valid header name'), z.string().regex(/^[^\r\n\0]*$/, 'header values cannot contain CR, LF or NUL'))
+    .default({})
+    .describe('Extra request headers sent upstream (nginx: proxy_set_header NAME VALUE).'),
+};
+
+export const routeSchema = z
+  .strictObject({
+    path: z
+      .string()
+      .startsWith('/', 'a route path starts with "/"')
+      .default('/')
+      .describe('Path prefix this route serves; the longest matching prefix wins.'),
+    ...proxyFields,
+  })
+  .superRefine((route, ctx) => {
+    if (route.upstream === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['upstream'], message: 'a route needs an upstream, e.g. upstream: http://127.0.0.1:8000' });
+    }
+  });
+
+export const siteSchema = z
+  .strictObject({
+    name: z.string().min(1).optional().describe('Name used in logs and error answers; defaults to the first host.'),
+    hosts: z.array(hostPattern).min(1).describe('Host names this site answers (nginx: server_name).'),
+    upstream: proxyFields.upstream.describe('Shorthand for a single route "/" to this upstream.'),
+    routes: z.array(routeSchema).optional().describe('Path routes; the longest matching prefix wins.'),
+    maxBodySize: size('Request body limit for this site (overrides limits.maxBodySize; nginx: client_max_body_size).').optional(),
+  })
+  .superRefine((site, ctx) => {
+    if (site.upstream !== undefined && site.routes !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['upstream'], message: 'use either "upstream" (one route "/") or "routes", not both' });
+    }
+    if (site.upstream === undefined && site.routes === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['hosts'], message: 'a site needs "upstream: URL" or a "routes:" list' });
+    }
+    const seen = new Set<string>();
+    site.routes?.forEach((r, i) => {
+      if (seen.has(r.path)) ctx.addIssue({ code: 'custom', path: ['routes', i, 'path'], message: `route path "${r.path}" is listed twice in this site` });
+      seen.add(r.path);
+    });
+  });
+
+const limitsSchema = z
+  .strictObject({
+    maxBodySize: size('Largest request body accepted; larger ones get 413 without the rest being read.').default(10 * 1024 * 1024),
+    maxHeaderSize: size('Largest request head (request line + headers); larger ones get 431. Needs a restart to change.').default(16 * 1024),
+    maxHeaderCount: z.number().int().min(1).max(1000).default(100).describe('Most request header fields accepted; more get 431.'),
+    headersTimeout: duration('Time a client has to send the complete request head; slower clients get 408 (slowloris).').default(10_000),
+    requestTimeout: duration('Time a client has to send the whole request including the body; slower clients get 408.').default(300_000),
+    idleTimeout: duration('A connection on which nothing moves in either direction for this long while a request is in progress is closed; keep it above upstream.responseTimeout.').default(90_000),
+    keepAliveTimeout: duration('An idle keep-alive connection between requests is closed after this.').default(5_000),
+    websocketIdleTimeout: duration('A WebSocket on which nothing moves for this long is closed; 0 keeps it open (nginx closes after 60s).').default(600_000),
+  })
+  .describe('Limits on what clients may send.');
+
+const upstreamDefaultsSchema = z
+  .strictObject({
+    connectTimeout: duration('Time to establish an upstream connection; then 504.').default(5_000),
+    responseTimeout: duration('Time the upstream has to send its response head; then 504.').default(60_000),
+    bodyIdleTimeout: duration('Longest pause inside an upstream response body; then the response is cut.').default(60_000),
+    keepAliveTimeout: duration('Idle upstream connections are kept this long for reuse.').default(30_000),
+    connections: z.number().int().min(1).max(4096).default(256).describe('Most connections to one upstream.'),
+    maxFails: z.number().int().min(1).default(1).describe('Consecutive connection failures after which an upstream is skipped.'),
+    failTimeout: duration('How long a failing upstream is skipped before it is tried again (nginx: fail_timeout).').default(10_000),
+  })
+  .describe('How mpgate talks to upstreams.');
+
+const accessLogSchema = z
+  .union([
+    z.boolean(),
+    z.strictObject({ path: z.string().min(1).describe('"-" for stdout, or a file path (appended to).') }),
+  ])
+  .default(true)
+  .describe('Structured access log (one JSON line per request): true (stdout), false, or {path}.');
+
+export const configSchema = z
+  .strictObject({
+    $schema: z.string().optional().describe('Path or URL of the JSON Schema, for editors.'),
+    listen: z
+      .array(listenAddress)
+      .min(1)
+      .default(['0.0.0.0:80'])
+      .describe('HTTP listeners. Changing them needs a restart.'),
+    trustedProxies: z
+      .array(z.string().regex(/^[0-9a-fA-F:.]+(\/\d{1,3})?$/, 'expected an IP address or CIDR such as "10.0.0.0/8"'))
+      .default([])
+      .describe('Peers (IP or CIDR) whose X-Forwarded-For/-Proto/-Host and X-Real-IP are trusted; from anyone else they are replaced.'),
+    defaultSite: z.string().optional().describe('Site (by name or first host) that answers unknown hosts. Without it they get 404.'),
+    limits: limitsSchema.prefault({}),
+    upstream: upstreamDefaultsSchema.prefault({}),
+    shutdownGrace: duration('On SIGTERM, in-flight requests get this long to finish.').default(10_000),
+    accessLog: accessLogSchema,
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info').describe('Level of the operational log.'),
+    watch: z.boolean().default(true).describe('Reload when the config file changes (SIGHUP always reloads).'),
+    sites: z.array(siteSchema).default([]).describe('The sites, matched by Host like nginx server_name.'),
+  })
+  .superRefine((cfg, ctx) => {
+    const names = new Map<string, number>();
+    const hosts = new Map<string, number>();
+    cfg.sites.forEach((site, i) => {
+      const name = site.name ?? site.hosts[0]!;
+      if (names.has(name)) ctx.addIssue({ code: 'custom', path: ['sites', i, 'name'], message: `site name "${name}" is already used by sites[${names.get(name)}]; give one a distinct "name"` });
+      names.set(name, i);
+      site.hosts.forEach((h, j) => {
+        const key = h.startsWith('~') ? h : h.toLowerCase();
+        if (hosts.has(key)) ctx.addIssue({ code: 'custom', path: ['sites', i, 'hosts', j], message: `host "${h}" is already served by sites[${hosts.get(key)}]` });
+        hosts.set(key, i);
+      });
+    });
+    if (cfg.defaultSite !== undefined && !names.has(cfg.defaultSite)) {
+      ctx.addIssue({ code: 'custom', path: ['defaultSite'], message: `no site is named "${cfg.defaultSite}"; known: ${[...names.keys()].join(', ') || '(none)'}` });
+    }
+  });
+
+/** What the file may contain (before defaults and unit parsing). */
+export type ConfigInput = z.input<typeof configSchema>;
+/** The validated, defaulted configuration. Produced only by `loadConfig`/`parseConfig`, always deep-frozen. */
+export type Config = z.output<typeof configSchema>;
+export type SiteConfig = Config['sites'][number];
+export type RouteConfig = NonNullable<SiteConfig['routes']>[number];
+export type Limits = Config['limits'];
+export type UpstreamDefaults = Config['upstream'];
+
+/** JSON Schema (draft 2020-12) of the file, generated from the schema above. */
+export function configJsonSchema(): Record<string, unknown> {
+  const schema = z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+  return {
+    ...schema,
+    $id: 'https://mpgate.dev/schema/mpgate.schema.json',
+    title: 'mpgate configuration',
+  };
+}

@@ -1,0 +1,152 @@
+/**
+ * Header rewriting between client and upstream, as pure functions over flat raw header lists
+ * (["Name", "value", ...], the shape node:http's rawHeaders and undici use), so no header object
+ * is built on the hot path. One fixed sequence, no passes registered at runtime.
+ */
+import type { ProxyTrust } from './trust.js';
+
+/**
+ * Hop-by-hop fields (RFC 9110 §7.6.1) plus the pre-RFC 7230 ones still seen in the wild
+ * (Keep-Alive, Proxy-Connection; Trailer per RFC 2616 §13.5.1). Proxy-Authorization/-Authenticate are
+ * meant for a proxy hop, never for the site behind it. Fields named in `Connection` are removed too.
+ */
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
+  'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade',
+  'proxy-authenticate', 'proxy-authorization',
+]);
+
+const FORWARDING = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-real-ip']);
+
+export interface ForwardContext {
+  /** Address of the peer that opened the connection. */
+  peer: string;
+  /** "http" or "https": how the client reached mpgate. */
+  proto: string;
+  trust: ProxyTrust;
+  /** When set, replaces the client's Host (preserveHost: false). */
+  hostOverride?: string | undefined;
+  /** Extra fields from the route (setHeaders), already validated. */
+  extra?: readonly string[] | undefined;
+  /** Keep Upgrade/Connection: upgrade (WebSocket handshake). */
+  upgrade?: boolean;
+}
+
+export interface UpstreamHead {
+  headers: string[];
+  /** The client's Host value ('' when absent). */
+  host: string;
+  /** Number of Host fields the client sent; more than one is a 400 (RFC 9112 §3.2). */
+  hostCount: number;
+  /** The client address mpgate believes (X-Real-IP). */
+  clientIp: string;
+}
+
+/** Builds the header list sent upstream from the client's raw headers. */
+export function upstreamHeaders(raw: readonly string[], ctx: ForwardContext): UpstreamHead {
+  const trusted = ctx.trust.isTrusted(ctx.peer);
+  const out: string[] = [];
+  let host = '';
+  let hostCount = 0;
+  let xff: string | undefined;
+  let xfProto: string | undefined;
+  let xfHost: string | undefined;
+  let connectionTokens: string[] | undefined;
+
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const value = raw[i + 1]!;
+    const lower = name.toLowerCase();
+    if (lower === 'host') {
+      hostCount++;
+      if (hostCount === 1) host = value;
+      if (ctx.hostOverride === undefined && hostCount === 1) out.push(name, value);
+      continue;
+    }
+    if (HOP_BY_HOP.has(lower)) {
+      if (lower === 'connection') {
+        for (const t of value.split(',')) {
+          const token = t.trim().toLowerCase();
+          if (token && token !== 'close' && token !== 'keep-alive' && token !== 'upgrade') (connectionTokens ??= []).push(token);
+        }
+      }
+      continue;
+    }
+    if (FORWARDING.has(lower)) {
+      // Only a trusted proxy may tell us who the client is; anyone else's claim is dropped.
+      if (trusted) {
+        if (lower === 'x-forwarded-for') xff = xff === undefined ? value : `${xff}, ${value}`;
+        else if (lower === 'x-forwarded-proto') xfProto ??= value;
+        else if (lower === 'x-forwarded-host') xfHost ??= value;
+      }
+      continue;
+    }
+    out.push(name, value);
+  }
+
+  if (connectionTokens) removeNamed(out, connectionTokens);
+  if (ctx.hostOverride !== undefined) out.push('host', ctx.hostOverride);
+  if (ctx.extra) for (let i = 0; i < ctx.extra.length; i += 2) setField(out, ctx.extra[i]!, ctx.extra[i + 1]!);
+
+  const clientIp = trusted && xff !== undefined ? ctx.trust.clientFrom(xff, ctx.peer) : ctx.peer;
+  out.push(
+    'x-real-ip', clientIp,
+    'x-forwarded-for', xff === undefined ? ctx.peer : `${xff}, ${ctx.peer}`,
+    'x-forwarded-proto', xfProto ?? ctx.proto,
+    'x-forwarded-host', xfHost ?? host,
+  );
+  if (ctx.upgrade) out.push('connection', 'upgrade', 'upgrade', 'websocket');
+  return { headers: out, host, hostCount, clientIp };
+}
+
+/**
+ * Filters an upstream response's raw headers (undici hands them over as Buffers) for the client:
+ * hop-by-hop fields and those named in Connection are dropped; the framing is redone by node:http.
+ */
+export function downstreamHeaders(raw: readonly (Buffer | string)[]): string[] {
+  const out: string[] = [];
+  let connectionTokens: string[] | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toString('latin1');
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower)) {
+      if (lower === 'connection') {
+        for (const t of raw[i + 1]!.toString('latin1').split(',')) {
+          const token = t.trim().toLowerCase();
+          if (token && token !== 'close' && token !== 'keep-alive') (connectionTokens ??= []).push(token);
+        }
+      }
+      continue;
+    }
+    out.push(name, raw[i + 1]!.toString('latin1'));
+  }
+  if (connectionTokens) removeNamed(out, connectionTokens);
+  return out;
+}
+
+function removeNamed(list: string[], lowerNames: readonly string[]): void {
+  for (let i = list.length - 2; i >= 0; i -= 2) {
+    if (lowerNames.includes(list[i]!.toLowerCase())) list.splice(i, 2);
+  }
+}
+
+/** Replaces every field called `name` with one field `name: value`. */
+export function setField(list: string[], name: string, value: string): void {
+  removeNamed(list, [name.toLowerCase()]);
+  list.push(name, value);
+}
+
+/** Reads one field from a flat raw list (first occurrence), case-insensitively. */
+export function getField(list: readonly string[], lowerName: string): string | undefined {
+  for (let i = 0; i < list.length; i += 2) if (list[i]!.toLowerCase() === lowerName) return list[i + 1];
+  return undefined;
+}
+
+/** Fills the Host placeholder `resolve` leaves for preserveHost: false, once the upstream is known. */
+export function applyUpstreamHost(headers: string[], authority: string): void {
+  for (let i = headers.length - 2; i >= 0; i -= 2) {
+    if (headers[i] === 'host') {
+      headers[i + 1] = authority;
+      return;
+    }
+  }
+}

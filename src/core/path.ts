@@ -1,0 +1,47 @@
+/**
+ * Request-target handling shared by routing and (later) the relay: split path and query, and
+ * resolve dot segments so "/public/../admin" is routed as "/admin", never as "/public".
+ */
+
+export interface SplitTarget {
+  path: string;
+  /** Including the leading "?", or "" when there is no query. */
+  query: string;
+}
+
+export function splitTarget(url: string): SplitTarget {
+  const q = url.indexOf('?');
+  return q === -1 ? { path: url, query: '' } : { path: url.slice(0, q), query: url.slice(q) };
+}
+
+const DOT_SEGMENT = /(?:^|\/)(?:\.|%2e){1,2}(?:\/|$)/i;
+
+/** True when the path contains "." or ".." segments, also percent-encoded ("%2e%2E"). */
+export function hasDotSegments(path: string): boolean {
+  return DOT_SEGMENT.test(path);
+}
+
+/**
+ * RFC 3986 §5.2.4 remove_dot_segments, treating "%2e" as "." (nginx does the same when it
+ * normalises a URI). Returns undefined when ".." would climb above the root.
+ */
+export function removeDotSegments(path: string): string | undefined {
+  if (!hasDotSegments(path)) return path;
+  const out: string[] = [];
+  const segments = path.split('/');
+  for (let i = 1; i < segments.length; i++) {
+    const seg = segments[i]!;
+    const decoded = seg.replace(/%2e/gi, '.');
+    const last = i === segments.length - 1;
+    if (decoded === '.') {
+      if (last) out.push('');
+    } else if (decoded === '..') {
+      if (out.length === 0) return undefined;
+      out.pop();
+      if (last) out.push('');
+    } else {
+      out.push(seg);
+    }
+  }
+  return `/${out.join('/')}`;
+}

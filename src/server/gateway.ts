@@ -1,0 +1,322 @@
+/**
+ * The gateway: HTTP listeners, the request pipeline, live reload and graceful shutdown.
+ *
+ * Request pipeline, in this fixed order:
+ *   1. resolve      — header rewrite, Host check, site, path, route        (server/resolve.ts)
+ *   2. body limit   — Content-Length over the limit is refused before a byte is read
+ *   3. forward      — upstream pick, stream both ways, failover            (proxy/http-exchange.ts)
+ *   4. log          — one access-log line when the client response closes
+ */
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.js';
+import { GatewayError } from '../core/errors.js';
+import { HttpExchange, type ExchangeHooks } from '../proxy/http-exchange.js';
+import { BodyLimit } from '../proxy/body-limit.js';
+import { UpstreamPools } from '../proxy/upstream-pool.js';
+import { proxyWebSocket, type TunnelHooks } from '../proxy/websocket.js';
+import type { AccessEntry } from './logging.js';
+import { resolve } from './resolve.js';
+import { sendError, sendRawError } from './respond.js';
+import { RoutingTable, type Upstream } from './routing-table.js';
+
+export interface GatewayOptions {
+  log: Logger;
+  access?: ((entry: AccessEntry) => void) | undefined;
+}
+
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+export interface ReloadResult {
+  /** Settings that changed but only take effect after a restart. */
+  needsRestart: string[];
+}
+
+export class Gateway {
+  #table: RoutingTable;
+  readonly #pools = new UpstreamPools();
+  readonly #servers: http.Server[] = [];
+  readonly #tunnels = new Map<Duplex, Socket>();
+  readonly #log: Logger;
+  readonly #access: ((entry: AccessEntry) => void) | undefined;
+  #inFlight = 0;
+  #closing: Promise<void> | undefined;
+  #drained: (() => void) | undefined;
+  readonly #exchangeHooks: ExchangeHooks;
+  readonly #tunnelHooks: TunnelHooks;
+
+  private constructor(config: Config, opts: GatewayOptions) {
+    this.#log = opts.log;
+    this.#access = opts.access;
+    this.#table = new RoutingTable(config, this.#pools);
+    const onUpstreamDown = (u: Upstream, err: GatewayError) => this.#upstreamFailed(u, err);
+    this.#exchangeHooks = {
+      access: this.#access,
+      done: () => this.#requestDone(),
+      onUpstreamDown,
+    };
+    this.#tunnelHooks = {
+      access: this.#access,
+      onUpstreamDown,
+      connectTimeout: config.upstream.connectTimeout,
+      idleTimeout: config.limits.websocketIdleTimeout,
+      track: (client, upstream) => {
+        this.#tunnels.set(client, upstream);
+        return () => {
+          this.#tunnels.delete(client);
+          this.#maybeDrained();
+        };
+      },
+    };
+  }
+
+  /** Starts listening on every `config.listen` address (port 0 picks a free port). */
+  static async start(config: Config, opts: GatewayOptions): Promise<Gateway> {
+    const gw = new Gateway(config, opts);
+    try {
+      for (const addr of config.listen) await gw.#listen(addr);
+    } catch (err) {
+      await gw.close(0);
+      throw err;
+    }
+    return gw;
+  }
+
+  get config(): Config {
+    return this.#table.config;
+  }
+
+  /** Bound addresses, in `listen` order (ports resolved). */
+  addresses(): ListenAddress[] {
+    return this.#servers.map((s) => {
+      const a = s.address();
+      return typeof a === 'object' && a ? { host: a.address, port: a.port } : { host: '', port: 0 };
+    });
+  }
+
+  /** Number of open WebSocket tunnels. */
+  get tunnels(): number {
+    return this.#tunnels.size;
+  }
+
+  /**
+   * Swaps in a new routing table. Requests and WebSockets already running keep the table (and
+   * upstream pools) they started with; pools the new table no longer uses close once idle.
+   */
+  reload(config: Config): ReloadResult {
+    const old = this.#table.config;
+    const next = new RoutingTable(config, this.#pools);
+    this.#table = next;
+    this.#pools.retainOnly(next.poolKeys, Math.max(config.shutdownGrace, config.upstream.responseTimeout));
+    this.#applyLiveLimits(config);
+    this.#tunnelHooks.connectTimeout = config.upstream.connectTimeout;
+    this.#tunnelHooks.idleTimeout = config.limits.websocketIdleTimeout;
+    const needsRestart: string[] = [];
+    if (JSON.stringify(old.listen) !== JSON.stringify(config.listen)) needsRestart.push('listen');
+    if (old.limits.maxHeaderSize !== config.limits.maxHeaderSize) needsRestart.push('limits.maxHeaderSize');
+    return { needsRestart };
+  }
+
+  /**
+   * Graceful stop: no new connections, idle keep-alive connections closed, in-flight requests and
+   * WebSockets get `graceMs` to finish, then everything left is cut. Idempotent; every call
+   * returns the same promise.
+   */
+  close(graceMs = this.#table.config.shutdownGrace): Promise<void> {
+    this.#closing ??= this.#shutdown(graceMs);
+    return this.#closing;
+  }
+
+  async #shutdown(graceMs: number): Promise<void> {
+    const closed = this.#servers.map((s) => new Promise<void>((r) => s.close(() => r())));
+    for (const s of this.#servers) s.closeIdleConnections();
+    const drained = new Promise<void>((r) => {
+      this.#drained = r;
+      this.#maybeDrained();
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<boolean>((r) => {
+      timer = setTimeout(() => r(true), graceMs);
+    });
+    const late = await Promise.race([drained.then(() => false), timedOut]);
+    clearTimeout(timer);
+    if (late) this.#log.warn({ inFlight: this.#inFlight, websockets: this.#tunnels.size, graceMs }, 'shutdown grace over, closing what is left');
+    for (const s of this.#servers) s.closeAllConnections();
+    for (const [client, upstream] of this.#tunnels) {
+      client.destroy();
+      upstream.destroy();
+    }
+    this.#tunnels.clear();
+    await Promise.all(closed);
+    if (late) await this.#pools.destroy();
+    else await this.#pools.close();
+  }
+
+  #maybeDrained(): void {
+    if (this.#drained !== undefined && this.#inFlight === 0 && this.#tunnels.size === 0) this.#drained();
+  }
+
+  #requestDone(): void {
+    this.#inFlight--;
+    if (this.#closing !== undefined) this.#maybeDrained();
+  }
+
+  #upstreamFailed(upstream: Upstream, err: GatewayError): void {
+    const cfg = this.#table.config.upstream;
+    if (upstream.health.fail(Date.now(), cfg.maxFails, cfg.failTimeout)) {
+      this.#log.warn({ upstream: upstream.origin, code: err.code, skipForMs: cfg.failTimeout }, 'upstream marked down');
+    }
+  }
+
+  // ---- listeners -------------------------------------------------------------------------------
+
+  async #listen(addr: string): Promise<void> {
+    const limits = this.#table.config.limits;
+    const server = http.createServer({
+      maxHeaderSize: limits.maxHeaderSize,
+      requestTimeout: limits.requestTimeout,
+      headersTimeout: limits.headersTimeout,
+      keepAliveTimeout: limits.keepAliveTimeout,
+      // node checks header/request deadlines on this interval (default 30 s, too coarse for 10 s).
+      connectionsCheckingInterval: Math.max(250, Math.min(1000, Math.floor(limits.headersTimeout / 4))),
+      noDelay: true,
+    });
+    this.#applyServerLimits(server, this.#table.config);
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res));
+    server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res, true));
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#onUpgrade(req, socket, head));
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.#onClientError(err, socket));
+    const { host, port } = parseListen(addr);
+    await new Promise<void>((ok, fail) => {
+      server.once('error', fail);
+      server.listen({ host, port }, () => {
+        server.off('error', fail);
+        ok();
+      });
+    });
+    server.on('error', (err) => this.#log.error({ err }, 'listener error'));
+    this.#servers.push(server);
+  }
+
+  #applyServerLimits(server: http.Server, config: Config): void {
+    // One more than allowed so an overflow is visible (node silently drops fields past the limit).
+    server.maxHeadersCount = config.limits.maxHeaderCount + 1;
+    server.timeout = config.limits.idleTimeout;
+    server.headersTimeout = config.limits.headersTimeout;
+    server.requestTimeout = config.limits.requestTimeout;
+    server.keepAliveTimeout = config.limits.keepAliveTimeout;
+  }
+
+  #applyLiveLimits(config: Config): void {
+    for (const s of this.#servers) this.#applyServerLimits(s, config);
+  }
+
+  // ---- request pipeline ------------------------------------------------------------------------
+
+  #onRequest(req: IncomingMessage, res: ServerResponse, expectContinue = false): void {
+    const started = performance.now();
+    const table = this.#table;
+    const peer = req.socket.remoteAddress ?? '';
+    this.#inFlight++;
+    if (this.#closing !== undefined) res.shouldKeepAlive = false;
+
+    const r = resolve(table, { url: req.url!, rawHeaders: req.rawHeaders, peer, proto: 'http' });
+    if ('error' in r) {
+      this.#reject(req, res, r.error, r.site?.name, r.head.host, r.head.clientIp, started);
+      return;
+    }
+    const { route, head } = r;
+
+    // Body limit: refuse an announced oversize body before reading any of it (and before
+    // "100 Continue" goes out); count a chunked one as it streams.
+    const limit = route.site.maxBodySize;
+    const cl = req.headers['content-length'];
+    let body: import('node:stream').Readable | null = null;
+    if (cl !== undefined) {
+      if (Number(cl) > limit) {
+        this.#reject(req, res, new GatewayError('MPG_BODY_TOO_LARGE', `body of ${cl} bytes over the ${limit}-byte limit`), route.site.name, head.host, head.clientIp, started);
+        return;
+      }
+      if (cl !== '0') body = req;
+    } else if (req.headers['transfer-encoding'] !== undefined) {
+      body = req.pipe(new BodyLimit(limit));
+    }
+    if (expectContinue) res.writeContinue();
+
+    new HttpExchange(this.#exchangeHooks, req, res, route, head.host, head.clientIp, r.path, head.headers, body, started).start();
+  }
+
+  #reject(req: IncomingMessage, res: ServerResponse, err: GatewayError, site: string | undefined, host: string, ip: string, started: number): void {
+    // Drop the connection whenever a request body may be left unread.
+    const close = err.code === 'MPG_BODY_TOO_LARGE' || req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
+    res.once('close', () => {
+      this.#requestDone();
+      this.#access?.({
+        host, method: req.method!, path: req.url!, status: err.status, bytes: 0, upstream: '',
+        ms: Math.round((performance.now() - started) * 100) / 100, site: site ?? '', ip, code: err.code,
+      });
+    });
+    sendError(req, res, err, site, close);
+  }
+
+  #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const started = performance.now();
+    const peer = req.socket.remoteAddress ?? '';
+    socket.on('error', () => socket.destroy());
+    if (this.#closing !== undefined) {
+      sendRawError(socket, new GatewayError('MPG_SHUTTING_DOWN'));
+      return;
+    }
+    if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
+      sendRawError(socket, new GatewayError('MPG_UPGRADE_UNSUPPORTED'));
+      return;
+    }
+    const r = resolve(this.#table, { url: req.url!, rawHeaders: req.rawHeaders, peer, proto: 'http', upgrade: true });
+    if ('error' in r) {
+      sendRawError(socket, r.error, r.site?.name);
+      this.#access?.({
+        host: r.head.host, method: req.method!, path: req.url!, status: r.error.status, bytes: 0, upstream: '',
+        ms: 0, site: r.site?.name ?? '', ip: r.head.clientIp, code: r.error.code,
+      });
+      return;
+    }
+    proxyWebSocket(this.#tunnelHooks, req, socket, head, r.route, r.head.headers, r.path, r.head.host, r.head.clientIp, started);
+  }
+
+  /**
+   * Requests node:http refuses before they reach us: malformed framing, oversize heads, slow
+   * clients. Each gets a short answer with a stable code and one log line (probes show up there).
+   */
+  #onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+    const code = err.code ?? '';
+    if (code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const gerr =
+      code === 'HPE_HEADER_OVERFLOW' ? new GatewayError('MPG_HEADERS_TOO_LARGE')
+      : code === 'ERR_HTTP_REQUEST_TIMEOUT' || code === 'ERR_HTTP_HEADERS_TIMEOUT' ? new GatewayError('MPG_CLIENT_TIMEOUT')
+      : new GatewayError('MPG_BAD_REQUEST', err.message, { cause: err });
+    // A response may already be on its way on this socket (pipelining); then just close.
+    if ((socket as Socket & { _httpMessage?: ServerResponse })._httpMessage?.headersSent) {
+      socket.destroy();
+    } else {
+      sendRawError(socket, gerr);
+    }
+    const peer = (socket as Socket).remoteAddress ?? '';
+    this.#access?.({ host: '', method: '', path: '', status: gerr.status, bytes: 0, upstream: '', ms: 0, site: '', ip: peer, code: gerr.code });
+    this.#log.debug({ peer, code: gerr.code, parser: code, reason: err.message }, 'client error');
+  }
+}
+
+/** "127.0.0.1:8080" / "[::1]:80" / "8080" → host and port. */
+export function parseListen(addr: string): { host: string | undefined; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(addr);
+  if (m) return { host: m[1] ?? m[2], port: Number(m[3]) };
+  return { host: undefined, port: Number(addr) };
+}

@@ -1,0 +1,59 @@
+/**
+ * The gateway's own answers (errors, 404s): short, with the stable code and the site, as JSON when
+ * the client asked for JSON (wx.request sends `content-type: application/json` by default).
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { ERROR_CODES, type GatewayError } from '../core/errors.js';
+
+export function wantsJson(req: IncomingMessage): boolean {
+  const accept = req.headers.accept;
+  if (accept !== undefined) return accept.includes('json');
+  return (req.headers['content-type'] ?? '').includes('json');
+}
+
+export function errorBody(err: GatewayError, site: string | undefined, json: boolean): string {
+  if (json) {
+    return JSON.stringify({ error: { status: err.status, code: err.code, message: ERROR_CODES[err.code].message, ...(site ? { site } : {}) } });
+  }
+  return `${err.status} ${ERROR_CODES[err.code].message} (${err.code}${site ? `, site ${site}` : ''})\n`;
+}
+
+/** Writes an error answer. `close` asks the client to drop the connection (unread body, framing). */
+export function sendError(req: IncomingMessage, res: ServerResponse, err: GatewayError, site: string | undefined, close = false): void {
+  if (res.headersSent || res.destroyed) {
+    res.destroy();
+    return;
+  }
+  const json = wantsJson(req);
+  const body = errorBody(err, site, json);
+  const headers: Record<string, string | number> = {
+    'content-type': json ? 'application/json; charset=utf-8' : 'text/plain; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+    'x-mpgate-error': err.code,
+  };
+  if (close) headers.connection = 'close';
+  res.writeHead(err.status, headers);
+  res.end(req.method === 'HEAD' ? undefined : body);
+}
+
+/** Same answer on a raw socket (client errors before a request object exists, failed upgrades). */
+export function sendRawError(socket: Duplex, err: GatewayError, site?: string): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const body = errorBody(err, site, false);
+  socket.end(
+    `HTTP/1.1 ${err.status} ${STATUS_TEXT[err.status] ?? 'Error'}\r\n` +
+      `content-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+      `x-mpgate-error: ${err.code}\r\nconnection: close\r\n\r\n${body}`,
+  );
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad Request', 404: 'Not Found', 408: 'Request Timeout', 413: 'Content Too Large',
+  431: 'Request Header Fields Too Large', 500: 'Internal Server Error', 502: 'Bad Gateway',
+  503: 'Service Unavailable', 504: 'Gateway Timeout',
+};
