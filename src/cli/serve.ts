@@ -119,7 +119,7 @@ export async function runServe(argv: string[]): Promise<number> {
     const stop = (signal: string) => {
       if (stopping) {
         log.warn({ signal }, 'second signal, exiting now');
-        loggers.flush();
+        loggers.close();
         process.exit(1);
       }
       stopping = true;
@@ -128,7 +128,7 @@ export async function runServe(argv: string[]): Promise<number> {
       void gateway.close().then(async () => {
         await demo?.close();
         log.info('stopped');
-        loggers.flush();
+        loggers.close();
         done();
       });
     };

@@ -17,6 +17,18 @@ export const HOP_BY_HOP: ReadonlySet<string> = new Set([
 
 const FORWARDING = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-real-ip']);
 
+/**
+ * Lengths of every field name this module acts on. A name of any other length cannot be one of
+ * them, so the hot loops skip lower-casing it (most fields: accept, cookie, content-type, ...).
+ */
+const WATCHED_LENGTHS = new Uint8Array(32);
+for (const n of [...HOP_BY_HOP, ...FORWARDING, 'host', 'content-length']) WATCHED_LENGTHS[n.length] = 1;
+
+/** The lower-cased name when its length is one we act on, otherwise ''. */
+function watchedName(name: string): string {
+  return name.length < 32 && WATCHED_LENGTHS[name.length] === 1 ? name.toLowerCase() : '';
+}
+
 export interface ForwardContext {
   /** Address of the peer that opened the connection. */
   peer: string;
@@ -39,6 +51,10 @@ export interface UpstreamHead {
   hostCount: number;
   /** The client address mpgate believes (X-Real-IP). */
   clientIp: string;
+  /** Content-Length as sent (undefined when absent); node:http has already checked its framing. */
+  contentLength: string | undefined;
+  /** Transfer-Encoding was present (chunked: node:http refuses any other coding). */
+  chunked: boolean;
 }
 
 /** Builds the header list sent upstream from the client's raw headers. */
@@ -51,11 +67,22 @@ export function upstreamHeaders(raw: readonly string[], ctx: ForwardContext): Up
   let xfProto: string | undefined;
   let xfHost: string | undefined;
   let connectionTokens: string[] | undefined;
+  let contentLength: string | undefined;
+  let chunked = false;
 
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const value = raw[i + 1]!;
-    const lower = name.toLowerCase();
+    const lower = watchedName(name);
+    if (lower === '') {
+      out.push(name, value);
+      continue;
+    }
+    if (lower === 'content-length') {
+      contentLength = value;
+      out.push(name, value);
+      continue;
+    }
     if (lower === 'host') {
       hostCount++;
       if (hostCount === 1) host = value;
@@ -68,6 +95,8 @@ export function upstreamHeaders(raw: readonly string[], ctx: ForwardContext): Up
           const token = t.trim().toLowerCase();
           if (token && token !== 'close' && token !== 'keep-alive' && token !== 'upgrade') (connectionTokens ??= []).push(token);
         }
+      } else if (lower === 'transfer-encoding') {
+        chunked = true;
       }
       continue;
     }
@@ -95,20 +124,33 @@ export function upstreamHeaders(raw: readonly string[], ctx: ForwardContext): Up
     'x-forwarded-host', xfHost ?? host,
   );
   if (ctx.upgrade) out.push('connection', 'upgrade', 'upgrade', 'websocket');
-  return { headers: out, host, hostCount, clientIp };
+  return { headers: out, host, hostCount, clientIp, contentLength, chunked };
+}
+
+export interface ResponseMeta {
+  /** The response's Content-Length, -1 when absent. */
+  contentLength: number;
 }
 
 /**
  * Filters an upstream response's raw headers (undici hands them over as Buffers) for the client:
  * hop-by-hop fields and those named in Connection are dropped; the framing is redone by node:http.
+ * `meta` receives the Content-Length, so a body that arrives whole can be sent in one write.
  */
-export function downstreamHeaders(raw: readonly (Buffer | string)[]): string[] {
+export function downstreamHeaders(raw: readonly (Buffer | string)[], meta?: ResponseMeta): string[] {
   const out: string[] = [];
   let connectionTokens: string[] | undefined;
+  if (meta) meta.contentLength = -1;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toString('latin1');
-    const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower)) {
+    const lower = watchedName(name);
+    if (lower === 'content-length' && meta) {
+      const value = raw[i + 1]!.toString('latin1');
+      meta.contentLength = /^\d+$/.test(value) ? Number(value) : -1;
+      out.push(name, value);
+      continue;
+    }
+    if (lower !== '' && HOP_BY_HOP.has(lower)) {
       if (lower === 'connection') {
         for (const t of raw[i + 1]!.toString('latin1').split(',')) {
           const token = t.trim().toLowerCase();

@@ -1,7 +1,7 @@
 /**
  * One proxied HTTP request: picks an upstream, streams the request body up and the response down
  * with backpressure in both directions, retries another upstream when a connection could not be
- * made (the request never left), and records the outcome once, when the client response closes.
+ * made (the request never left), and records the outcome exactly once.
  *
  * It drives undici's dispatcher with the handler interface undici's own client calls natively
  * (onConnect/onHeaders/onData/onComplete): response headers arrive as raw Buffers and go out as a
@@ -11,29 +11,36 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { classifyError, GatewayError, isConnectFailure } from '../core/errors.js';
-import { applyUpstreamHost, downstreamHeaders } from '../core/headers.js';
-import type { AccessEntry } from '../server/logging.js';
+import { applyUpstreamHost, downstreamHeaders, type ResponseMeta } from '../core/headers.js';
+import type { AccessEntry } from '../server/access-log.js';
+import type { ConnectionState, ConnectionUser } from '../server/connection.js';
 import { sendError } from '../server/respond.js';
 import type { Route, Upstream } from '../server/routing-table.js';
 
 export interface ExchangeHooks {
   access: ((entry: AccessEntry) => void) | undefined;
-  /** Called once per exchange when the client response has closed. */
+  /** Called once per exchange when it is over. */
   done(): void;
   onUpstreamDown(upstream: Upstream, err: GatewayError): void;
 }
 
-export class HttpExchange implements Dispatcher.DispatchHandler {
+export class HttpExchange implements Dispatcher.DispatchHandler, ConnectionUser {
   #upstream: Upstream | undefined;
   #tried: Set<Upstream> | undefined;
   #abort: ((err?: Error) => void) | undefined;
   #resume: (() => void) | undefined;
   #bytes = 0;
+  /** Response Content-Length, -1 when absent. */
+  #expected = -1;
   #code: string | undefined;
   #clientGone = false;
+  #finished = false;
+  #ended = false;
+  readonly #meta: ResponseMeta = { contentLength: -1 };
 
   constructor(
     readonly hooks: ExchangeHooks,
+    readonly conn: ConnectionState,
     readonly req: IncomingMessage,
     readonly res: ServerResponse,
     readonly route: Route,
@@ -44,7 +51,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
     readonly body: Readable | null,
     readonly started: number,
   ) {
-    res.once('close', this.#onClose);
+    conn.attach(this);
   }
 
   start(): void {
@@ -70,38 +77,49 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
     if (status < 200) return true;
     const upstream = this.#upstream!;
     if (upstream.health.fails !== 0) upstream.health.succeed();
+    if (this.#clientGone) return false;
     this.#resume = resume;
     const res = this.res;
-    if (res.destroyed) return false;
-    res.statusMessage = statusText;
+    const meta = this.#meta;
     try {
-      res.writeHead(status, downstreamHeaders(rawHeaders));
+      res.writeHead(status, statusText, downstreamHeaders(rawHeaders, meta));
     } catch (err) {
       // node:http refuses header values it considers invalid; never pass those on.
       this.#abort?.(new GatewayError('MPG_UPSTREAM_BAD_RESPONSE', 'invalid response header', { cause: err }));
       return false;
     }
+    this.#expected = meta.contentLength;
     return true;
   }
 
   onData(chunk: Buffer): boolean {
+    const res = this.res;
+    if (this.#bytes === 0 && chunk.length === this.#expected) {
+      // The whole body in one piece: head and body leave in one write.
+      this.#bytes = chunk.length;
+      this.#ended = true;
+      res.end(chunk);
+      return true;
+    }
     this.#bytes += chunk.length;
-    const ok = this.res.write(chunk);
-    if (!ok) this.res.once('drain', this.#onDrain);
+    const ok = res.write(chunk);
+    if (!ok) res.once('drain', this.#onDrain);
     return ok;
   }
 
   onComplete(): void {
-    this.res.end();
+    if (!this.#ended) this.res.end();
+    this.#finish();
   }
 
   onError(err: Error): void {
+    if (this.#finished) return;
     const gerr = classifyError(err);
     const upstream = this.#upstream;
     if (upstream !== undefined && isConnectFailure(gerr)) {
       this.hooks.onUpstreamDown(upstream, gerr);
       // Another upstream may take the request as long as none of the body has been consumed.
-      if (this.route.upstreams.items.length > 1 && !this.#clientGone && (this.body === null || !this.req.readableDidRead)) {
+      if (this.route.upstreams.items.length > 1 && (this.body === null || !this.req.readableDidRead)) {
         (this.#tried ??= new Set()).add(upstream);
         if (this.#tried.size < this.route.upstreams.items.length) {
           this.#abort = undefined;
@@ -115,41 +133,46 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
 
   // ---- client side ---------------------------------------------------------------------------
 
+  /** The client connection closed (ConnectionState): stop the upstream side at once. */
+  clientGone(): void {
+    if (this.#finished) return;
+    this.#clientGone = true;
+    this.#code = 'MPG_CLIENT_GONE';
+    this.#abort?.(new GatewayError('MPG_CLIENT_GONE'));
+    this.#finish();
+  }
+
   #fail(err: GatewayError): void {
-    if (this.#clientGone) return;
     this.#code = err.code;
-    // An unread request body (413) must not be parsed as the next request: close the connection.
+    // An unread request body must not be parsed as the next request: close the connection.
     const close = err.code === 'MPG_BODY_TOO_LARGE' || (this.body !== null && !this.req.readableEnded);
     sendError(this.req, this.res, err, this.route.site.name, close);
+    this.#finish();
   }
 
   #onDrain = (): void => {
     this.#resume?.();
   };
 
-  #onClose = (): void => {
-    const res = this.res;
-    if (!res.writableFinished) {
-      // The client went away (or the response was cut): stop the upstream side at once.
-      this.#clientGone = true;
-      this.#code ??= 'MPG_CLIENT_GONE';
-      this.#abort?.(new GatewayError('MPG_CLIENT_GONE'));
-    }
+  #finish(): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.conn.detach(this);
     this.hooks.done();
     const access = this.hooks.access;
-    if (access !== undefined) {
-      access({
-        host: this.host,
-        method: this.req.method!,
-        path: this.req.url!,
-        status: this.#clientGone && !res.headersSent ? 499 : res.statusCode,
-        bytes: this.#bytes,
-        upstream: this.#upstream?.origin ?? '',
-        ms: Math.round((performance.now() - this.started) * 100) / 100,
-        site: this.route.site.name,
-        ip: this.clientIp,
-        ...(this.#code !== undefined ? { code: this.#code } : {}),
-      });
-    }
-  };
+    if (access === undefined) return;
+    const res = this.res;
+    access({
+      host: this.host,
+      method: this.req.method!,
+      path: this.req.url!,
+      status: this.#clientGone && !res.headersSent ? 499 : res.statusCode,
+      bytes: this.#bytes,
+      upstream: this.#upstream?.origin ?? '',
+      ms: Math.round((performance.now() - this.started) * 100) / 100,
+      site: this.route.site.name,
+      ip: this.clientIp,
+      code: this.#code,
+    });
+  }
 }

@@ -9,7 +9,7 @@
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { GatewayError } from '../core/errors.js';
@@ -18,6 +18,7 @@ import { BodyLimit } from '../proxy/body-limit.js';
 import { UpstreamPools } from '../proxy/upstream-pool.js';
 import { proxyWebSocket, type TunnelHooks } from '../proxy/websocket.js';
 import type { AccessEntry } from './logging.js';
+import { ConnectionState } from './connection.js';
 import { resolve } from './resolve.js';
 import { sendError, sendRawError } from './respond.js';
 import { RoutingTable, type Upstream } from './routing-table.js';
@@ -221,7 +222,8 @@ export class Gateway {
   #onRequest(req: IncomingMessage, res: ServerResponse, expectContinue = false): void {
     const started = performance.now();
     const table = this.#table;
-    const peer = req.socket.remoteAddress ?? '';
+    const conn = ConnectionState.of(req.socket);
+    const peer = conn.peer;
     this.#inFlight++;
     if (this.#closing !== undefined) res.shouldKeepAlive = false;
 
@@ -235,33 +237,31 @@ export class Gateway {
     // Body limit: refuse an announced oversize body before reading any of it (and before
     // "100 Continue" goes out); count a chunked one as it streams.
     const limit = route.site.maxBodySize;
-    const cl = req.headers['content-length'];
-    let body: import('node:stream').Readable | null = null;
+    const cl = head.contentLength;
+    let body: Readable | null = null;
     if (cl !== undefined) {
       if (Number(cl) > limit) {
         this.#reject(req, res, new GatewayError('MPG_BODY_TOO_LARGE', `body of ${cl} bytes over the ${limit}-byte limit`), route.site.name, head.host, head.clientIp, started);
         return;
       }
       if (cl !== '0') body = req;
-    } else if (req.headers['transfer-encoding'] !== undefined) {
+    } else if (head.chunked) {
       body = req.pipe(new BodyLimit(limit));
     }
     if (expectContinue) res.writeContinue();
 
-    new HttpExchange(this.#exchangeHooks, req, res, route, head.host, head.clientIp, r.path, head.headers, body, started).start();
+    new HttpExchange(this.#exchangeHooks, conn, req, res, route, head.host, head.clientIp, r.path, head.headers, body, started).start();
   }
 
   #reject(req: IncomingMessage, res: ServerResponse, err: GatewayError, site: string | undefined, host: string, ip: string, started: number): void {
     // Drop the connection whenever a request body may be left unread.
     const close = err.code === 'MPG_BODY_TOO_LARGE' || req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
-    res.once('close', () => {
-      this.#requestDone();
-      this.#access?.({
-        host, method: req.method!, path: req.url!, status: err.status, bytes: 0, upstream: '',
-        ms: Math.round((performance.now() - started) * 100) / 100, site: site ?? '', ip, code: err.code,
-      });
-    });
     sendError(req, res, err, site, close);
+    this.#requestDone();
+    this.#access?.({
+      host, method: req.method!, path: req.url!, status: err.status, bytes: 0, upstream: '',
+      ms: Math.round((performance.now() - started) * 100) / 100, site: site ?? '', ip, code: err.code,
+    });
   }
 
   #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# npm run bench: measures mpgate next to nginx and the Node anchors with the shared harness
+# (../shared/bench/proxy-bench.sh), then adds the table with the machine line to BENCHMARKS.md.
+# Extra arguments go to the harness, e.g. `npm run bench -- --repeat 1 --cases small`.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+BENCH=../shared/bench
+if [[ ! -x $BENCH/proxy-bench.sh && ! -f $BENCH/proxy-bench.sh ]]; then
+  echo "bench: $BENCH/proxy-bench.sh not found; the harness lives in shared/ beside this project" >&2
+  exit 2
+fi
+bash "$BENCH/setup.sh"            # nginx, wrk, curl (apt) and the Node anchors (npm ci)
+npm run --silent build
+mkdir -p .bench
+stamp=$(date -u +%Y-%m-%dT%H-%M-%SZ)
+json=.bench/$stamp.json
+# The access log stays on (to a file) so the numbers include the cost of logging every request.
+bash "$BENCH/proxy-bench.sh" --repeat 3 --out "$json" --md ".bench/$stamp.md" \
+  --candidate mpgate 'exec node dist/src/cli/main.js serve --listen "127.0.0.1:$PORT" --route "$HOST=$UPSTREAM" --access-log "$BENCH_WORK_DIR/mpgate-access.log" --log-level warn' \
+  "$@"
+node scripts/bench-report.mjs "$json" ".bench/$stamp.md" BENCHMARKS.md
+echo "bench: results added to BENCHMARKS.md (raw: $json)"

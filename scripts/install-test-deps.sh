@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the tests drive (real clients and servers, never mocks).
+# Safe to run again: installs only what is missing. Needs root (apt-get) when something is missing.
+set -euo pipefail
+need=()
+command -v curl >/dev/null || need+=(curl)
+if ((${#need[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "tests need: ${need[*]} — install with: sudo apt-get install -y ${need[*]}" >&2
+    exit 1
+  fi
+  echo "install-test-deps: apt-get install ${need[*]}"
+  apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}" >/dev/null
+fi

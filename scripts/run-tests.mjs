@@ -1,0 +1,23 @@
+// npm test: runs every compiled test file with node's own test runner (node:test), after checking
+// that the system tools the tests drive are installed (installing them with apt when root).
+import { execFileSync, spawnSync } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+
+const root = new URL('..', import.meta.url).pathname;
+execFileSync('bash', [join(root, 'scripts/install-test-deps.sh')], { stdio: 'inherit' });
+
+function find(dir) {
+  return readdirSync(dir).flatMap((name) => {
+    const p = join(dir, name);
+    return statSync(p).isDirectory() ? find(p) : p.endsWith('.test.js') ? [p] : [];
+  });
+}
+const only = process.argv.slice(2);
+const files = find(join(root, 'dist/test')).filter((f) => only.length === 0 || only.some((o) => f.includes(o))).sort();
+if (files.length === 0) {
+  console.error('run-tests: no compiled test files found under dist/test (did the build run?)');
+  process.exit(1);
+}
+const r = spawnSync(process.execPath, ['--test', '--test-reporter=spec', '--test-concurrency=2', ...files], { stdio: 'inherit', cwd: root });
+process.exit(r.status ?? 1);

@@ -1,0 +1,136 @@
+/**
+ * The access log: one JSON line per request, in a fixed shape.
+ *
+ * Not written through pino: on this path it cost 6 µs a line against 1.3 µs for this fixed-shape
+ * serializer (measured in-process at 25k lines/s), i.e. an eighth of the gateway's per-request
+ * budget. Lines are pure ASCII (non-ASCII escaped as \uXXXX, as JSON allows), copied into a 64 KiB
+ * buffer and written when it fills or every 100 ms, like nginx's `access_log ... buffer=64k flush=...`.
+ * The operational log stays on pino.
+ */
+import { closeSync, openSync, write as fsWrite, writeSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+export interface AccessEntry {
+  host: string;
+  method: string;
+  path: string;
+  status: number;
+  /** Response body bytes sent to the client. */
+  bytes: number;
+  /** Upstream origin the request went to ('' when it went nowhere). */
+  upstream: string;
+  /** Milliseconds from the request head to the end of the response. */
+  ms: number;
+  site: string;
+  ip: string;
+  /** Error code, when the gateway answered or cut the exchange. */
+  code?: string | undefined;
+}
+
+const BUFFER_SIZE = 64 * 1024;
+const FLUSH_MS = 100;
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\u007f-\uffff]/;
+
+/** A JSON string literal that is pure ASCII. */
+export function jsonString(value: string): string {
+  if (!NEEDS_ESCAPE.test(value)) return `"${value}"`;
+  return JSON.stringify(value).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+let isoMs = 0;
+let isoText = '';
+/** ISO time, formatted once per millisecond. */
+function isoNow(): string {
+  const now = Date.now();
+  if (now !== isoMs) {
+    isoMs = now;
+    isoText = new Date(now).toISOString();
+  }
+  return isoText;
+}
+
+// Site names and upstream origins repeat on every line: escape each distinct one once.
+const escaped = new Map<string, string>();
+function cachedJsonString(value: string): string {
+  let s = escaped.get(value);
+  if (s === undefined) {
+    s = jsonString(value);
+    if (escaped.size < 10_000) escaped.set(value, s);
+  }
+  return s;
+}
+
+export function formatAccessLine(e: AccessEntry): string {
+  // method is an HTTP token (node:http refuses anything else) and ip a socket address: no escaping.
+  return `{"time":"${isoNow()}","host":${jsonString(e.host)},"method":"${e.method}","path":${jsonString(e.path)},"status":${e.status},"bytes":${e.bytes},"upstream":${cachedJsonString(e.upstream)},"ms":${e.ms},"site":${cachedJsonString(e.site)},"ip":"${e.ip}"${e.code === undefined ? '' : `,"code":${jsonString(e.code)}`}}\n`;
+}
+
+export class AccessLog {
+  #buf: Buffer = Buffer.allocUnsafe(BUFFER_SIZE);
+  #used = 0;
+  readonly #spare: Buffer[] = [];
+  readonly #fd: number;
+  readonly #ownsFd: boolean;
+  readonly #timer: NodeJS.Timeout;
+  #closed = false;
+
+  /** `path` "-" writes to stdout; anything else is a file, appended to (its directory is created). */
+  constructor(readonly path: string) {
+    if (path === '-') {
+      this.#fd = 1;
+      this.#ownsFd = false;
+    } else {
+      mkdirSync(dirname(path), { recursive: true });
+      this.#fd = openSync(path, 'a');
+      this.#ownsFd = true;
+    }
+    this.#timer = setInterval(() => this.#flush(), FLUSH_MS).unref();
+  }
+
+  write = (entry: AccessEntry): void => {
+    if (this.#closed) return;
+    const line = formatAccessLine(entry);
+    if (this.#used + line.length > this.#buf.length) {
+      this.#flush();
+      if (line.length > this.#buf.length) {
+        this.#writeNow(Buffer.from(line, 'latin1'));
+        return;
+      }
+    }
+    this.#used += this.#buf.write(line, this.#used, 'latin1');
+  };
+
+  #flush(): void {
+    if (this.#used === 0) return;
+    const full = this.#buf;
+    const n = this.#used;
+    this.#buf = this.#spare.pop() ?? Buffer.allocUnsafe(BUFFER_SIZE);
+    this.#used = 0;
+    fsWrite(this.#fd, full, 0, n, null, (err, written) => {
+      // A pipe may take less than offered (or EAGAIN); the rest goes out synchronously.
+      if (err || written < n) this.#writeNow(full.subarray(err ? 0 : written, n));
+      this.#spare.push(full);
+    });
+  }
+
+  #writeNow(data: Buffer): void {
+    for (let off = 0; off < data.length; ) {
+      try {
+        off += writeSync(this.#fd, data, off, data.length - off);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') return; // log target gone: drop, never crash
+      }
+    }
+  }
+
+  /** Writes what is buffered, synchronously, and stops. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#timer);
+    if (this.#used > 0) this.#writeNow(this.#buf.subarray(0, this.#used));
+    this.#used = 0;
+    if (this.#ownsFd) closeSync(this.#fd);
+  }
+}

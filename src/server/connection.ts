@@ -1,0 +1,47 @@
+/**
+ * Per-connection state, attached once when a client connects: the peer address (read once, not
+ * per request) and the exchanges running on it. One 'close' listener per connection replaces a
+ * listener per request: when the client goes away, every exchange still running on that
+ * connection is told, so its upstream request is aborted at once.
+ */
+import type { Socket } from 'node:net';
+
+export interface ConnectionUser {
+  clientGone(): void;
+}
+
+const kConnection = Symbol('mpgate.connection');
+
+export class ConnectionState {
+  readonly peer: string;
+  #one: ConnectionUser | undefined;
+  #more: Set<ConnectionUser> | undefined; // only with pipelined requests
+
+  constructor(socket: Socket) {
+    this.peer = socket.remoteAddress ?? '';
+    socket.once('close', () => this.#closed());
+  }
+
+  static of(socket: Socket): ConnectionState {
+    const s = socket as Socket & { [kConnection]?: ConnectionState };
+    return (s[kConnection] ??= new ConnectionState(socket));
+  }
+
+  attach(user: ConnectionUser): void {
+    if (this.#one === undefined) this.#one = user;
+    else (this.#more ??= new Set()).add(user);
+  }
+
+  detach(user: ConnectionUser): void {
+    if (this.#one === user) this.#one = undefined;
+    else this.#more?.delete(user);
+  }
+
+  #closed(): void {
+    const one = this.#one;
+    this.#one = undefined;
+    one?.clientGone();
+    if (this.#more) for (const u of [...this.#more]) u.clientGone();
+    this.#more = undefined;
+  }
+}
