@@ -25,9 +25,10 @@ export async function loadConfig(file: string): Promise<Config> {
     text = await readFile(file, 'utf8');
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    throw new ConfigError(`cannot read config file ${file}: ${e.code ?? e.message}`, [
+    const problems: ConfigProblem[] = [
       { file, line: 0, column: 0, key: '', message: `cannot read the file (${e.code ?? e.message})`, hint: 'check the path given to --config' },
-    ], { cause: err });
+    ];
+    throw new ConfigError(formatProblems(problems), problems, { cause: err });
   }
   return parseConfig(text, file);
 }
