@@ -14,12 +14,15 @@ const HELP = `Usage: mpgate serve [--config FILE] [options]
 Runs the gateway. Three ways to give it routes:
   mpgate serve --config mpgate.yaml
   mpgate serve --listen 127.0.0.1:8080 --route a.test=http://127.0.0.1:8000 [--route ...]
+  mpgate serve --listen 127.0.0.1:8080 --relay relay.test=https://backend.example
   mpgate serve                       (no routes: built-in demo on 127.0.0.1:8080)
 
 Options:
   -c, --config FILE        YAML config file (see "mpgate schema"); reloaded on change and on SIGHUP
   -l, --listen ADDR        listen address, host:port (repeatable; overrides the file's "listen")
   -r, --route HOST=URL     proxy HOST to URL (repeatable; the same HOST twice = round-robin)
+      --relay HOST=URL     relay on HOST to the backend URL: /relay?method=path, /relay/path,
+                           {"method":"path"} JSON bodies and the seed's /get.php ... URLs
       --default-site NAME  site that answers unknown hosts (default: 404)
       --access-log PATH    access log: "-" stdout (default), a file, or "off"
       --log-level LEVEL    fatal, error, warn, info (default), debug, trace
@@ -34,6 +37,7 @@ export async function runServe(argv: string[]): Promise<number> {
     config: { type: 'string', short: 'c' },
     listen: { type: 'string', short: 'l', multiple: true },
     route: { type: 'string', short: 'r', multiple: true },
+    relay: { type: 'string', multiple: true },
     'default-site': { type: 'string' },
     'access-log': { type: 'string' },
     'log-level': { type: 'string' },
@@ -41,7 +45,7 @@ export async function runServe(argv: string[]): Promise<number> {
   if (!parsed) return 0;
   const v = parsed.values;
   const file = v.config ? resolvePath(v.config) : undefined;
-  if (file && v.route?.length) throw new UsageError('give either --config or --route, not both');
+  if (file && (v.route?.length || v.relay?.length)) throw new UsageError('give either --config or --route/--relay, not both');
 
   const overrides = (cfg: ConfigInput): ConfigInput => ({
     ...cfg,
@@ -56,8 +60,8 @@ export async function runServe(argv: string[]): Promise<number> {
     if (file) {
       const fromFile = await loadConfig(file);
       config = hasOverrides(v) ? configFromObject(overrides(fromFile as unknown as ConfigInput), file) : fromFile;
-    } else if (v.route?.length) {
-      config = configFromObject(overrides(configFromFlags({ listen: v.listen ?? [], routes: v.route, defaultSite: v['default-site'] })), '--route');
+    } else if (v.route?.length || v.relay?.length) {
+      config = configFromObject(overrides(configFromFlags({ listen: v.listen ?? [], routes: v.route ?? [], relays: v.relay ?? [], defaultSite: v['default-site'] })), '--route');
     } else {
       demo = await startDemoBackend();
       config = configFromObject(overrides(demoConfig(demo.port)), 'demo');
@@ -85,7 +89,7 @@ export async function runServe(argv: string[]): Promise<number> {
     return 1;
   }
   const addrs = gateway.addresses();
-  log.info({ version: VERSION, listen: addrs.map((a) => `${a.host}:${a.port}`), sites: config.sites.length, config: file ?? (demo ? 'demo' : '--route') }, 'mpgate started');
+  log.info({ version: VERSION, listen: addrs.map((a) => `${a.host}:${a.port}`), sites: config.sites.length, config: file ?? (demo ? 'demo' : 'flags') }, 'mpgate started');
   if (demo) printDemoBanner(addrs[0]!.port);
 
   // ---- reload ----------------------------------------------------------------------------------
@@ -143,27 +147,47 @@ function hasOverrides(v: Record<string, unknown>): boolean {
 }
 
 function demoConfig(backendPort: number): ConfigInput {
+  const backend = `http://127.0.0.1:${backendPort}`;
   return {
     listen: ['127.0.0.1:8080'],
     sites: [
-      { name: 'demo', hosts: ['app.localhost', 'localhost', '127.0.0.1'], upstream: `http://127.0.0.1:${backendPort}` },
+      {
+        name: 'demo',
+        hosts: ['app.localhost', 'localhost', '127.0.0.1'],
+        routes: [
+          { path: '/', upstream: backend },
+          // The demo backend stands in for the un-filed server the relay reaches.
+          { path: '/relay', relay: { upstream: backend, phpCompat: true } },
+        ],
+      },
     ],
   };
 }
 
 function printDemoBanner(port: number): void {
   const base = `http://127.0.0.1:${port}`;
-  process.stdout.write(`
-mpgate demo is running on ${base} (Ctrl-C to stop). Try:
-
-  curl ${base}/hello                              Host routing to the demo backend (it echoes what it got)
-  curl http://app.localhost:${port}/hello          the same site by name (*.localhost is loopback)
-  curl -H 'Host: nobody.test' ${base}/            unknown host: 404 with an error code
-  node -e "const w=new (require('ws'))('ws://127.0.0.1:${port}/echo');w.on('open',()=>w.send('hi'));w.on('message',m=>{console.log(String(m));w.close()})"
-                                                   WebSocket through the gateway
-
-Your own routes: mpgate serve --listen 127.0.0.1:8080 --route a.test=http://127.0.0.1:8000
-A config file:   mpgate serve --config mpgate.yaml   (example in README.md)
-
-`);
+  const tries: [string, string][] = [
+    [`curl ${base}/hello`, 'Host routing to the demo backend (it echoes what it got)'],
+    [`curl http://app.localhost:${port}/hello`, 'the same site by name (*.localhost is loopback)'],
+    [`curl -H 'Host: nobody.test' ${base}/`, 'unknown host: 404 with an error code'],
+    [`curl '${base}/relay?method=api/items&x=1'`, 'relay, query form: backend gets /api/items?x=1'],
+    [`curl '${base}/relay/api/items?x=1'`, 'relay, path form: the same'],
+    [`curl '${base}/get.php?method=api/items&x=1'`, "the seed's relay URL, unchanged"],
+    [`curl '${base}/relay?method=../etc/passwd'`, 'an escape attempt: 400 MPG_RELAY_BAD_PATH'],
+  ];
+  const width = Math.max(...tries.map(([c]) => c.length)) + 2;
+  process.stdout.write([
+    '',
+    `mpgate demo is running on ${base} (Ctrl-C to stop). Try:`,
+    '',
+    ...tries.map(([cmd, what]) => `  ${cmd.padEnd(width)}${what}`),
+    '',
+    'WebSocket through the gateway (wx.connectSocket):',
+    `  node -e "const w=new (require('ws'))('ws://127.0.0.1:${port}/echo');w.on('open',()=>w.send('hi'));w.on('message',m=>{console.log(String(m));w.close()})"`,
+    '',
+    'Your own routes: mpgate serve --listen 127.0.0.1:8080 --route a.test=http://127.0.0.1:8000',
+    'A config file:   mpgate serve --config mpgate.yaml   (example in examples/mpgate.yaml)',
+    '',
+    '',
+  ].join('\n'));
 }

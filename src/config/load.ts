@@ -54,7 +54,8 @@ export function configFromObject(raw: ConfigInput, file = '<flags>'): Config {
 }
 
 function validate(raw: unknown, file: string, doc?: Document, lines?: LineCounter): Config {
-  const result = configSchema.safeParse(raw);
+  // reportInput: zod 4 drops `issue.input` otherwise, and toProblems needs it to tell "missing" from "wrong type".
+  const result = configSchema.safeParse(raw, { reportInput: true });
   if (result.success) return deepFreeze(result.data);
   const problems = result.error.issues.flatMap((issue) => toProblems(issue, file, doc, lines));
   throw new ConfigError(formatProblems(problems), problems);

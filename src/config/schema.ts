@@ -6,6 +6,7 @@
  * Split the way Traefik splits it: `listen` and `limits.maxHeaderSize` shape the sockets and need a
  * restart; `sites` and the rest of `limits`/`upstream` are swapped live on reload.
  */
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { DURATION_PATTERN, SIZE_PATTERN, parseDuration, parseSize } from './units.js';
 
@@ -86,6 +87,25 @@ const proxyFields = {
     .describe('Extra request headers sent upstream (nginx: proxy_set_header NAME VALUE).'),
 };
 
+/**
+ * The relay (second seed): a filed domain forwards `?method=path` requests to a backend that has
+ * no filing. Only ever to this one upstream, only under the allowed prefixes.
+ */
+export const relaySchema = z
+  .strictObject({
+    upstream: upstreamUrl.describe('The backend base URL, e.g. "https://api.example.com/v1". https is verified against the system CAs (plus `ca`).'),
+    param: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'a query parameter name').default('method').describe('Query/JSON parameter carrying the backend path (the seed uses "method").'),
+    allow: z
+      .array(z.string().startsWith('/', 'an allowed prefix starts with "/"'))
+      .optional()
+      .describe('Backend path prefixes that may be reached (whole segments: "/api" allows /api and /api/x, not /apix). Default: everything under the upstream\'s path.'),
+    ca: z.string().min(1).optional().describe('PEM file with extra CA certificates trusted for the backend (a private CA). Certificates are always verified.'),
+    headers: proxyFields.setHeaders.describe('Fixed headers sent to the backend, e.g. a shared secret.'),
+    phpCompat: z.boolean().default(false).describe('Also answer the seed\'s URLs at the site root: /get.php, /post.php, /put.php, /getImg.php, /getDownImg.php (the last adds Content-Disposition: attachment).'),
+    maxJsonBody: size('Largest JSON body read for the JSON-body form ({"method": "path", ...}); larger gets 413.').default(1024 * 1024),
+  })
+  .describe('Relay to an un-filed backend: /relay?method=api/x, /relay/api/x, or {"method":"api/x"} in a JSON body.');
+
 export const routeSchema = z
   .strictObject({
     path: z
@@ -94,10 +114,14 @@ export const routeSchema = z
       .default('/')
       .describe('Path prefix this route serves; the longest matching prefix wins.'),
     ...proxyFields,
+    relay: relaySchema.optional(),
   })
   .superRefine((route, ctx) => {
-    if (route.upstream === undefined) {
-      ctx.addIssue({ code: 'custom', path: ['upstream'], message: 'a route needs an upstream, e.g. upstream: http://127.0.0.1:8000' });
+    const kinds = [route.upstream !== undefined && 'upstream', route.relay !== undefined && 'relay'].filter(Boolean);
+    if (kinds.length === 0) {
+      ctx.addIssue({ code: 'custom', path: ['upstream'], message: 'a route needs an upstream (e.g. upstream: http://127.0.0.1:8000) or a relay' });
+    } else if (kinds.length > 1) {
+      ctx.addIssue({ code: 'custom', path: [kinds[1] as string], message: `a route is either ${kinds.join(' or ')}, not both` });
     }
   });
 
@@ -156,6 +180,13 @@ const accessLogSchema = z
   .default(true)
   .describe('Structured access log (one JSON line per request): true (stdout), false, or {path}.');
 
+/** What ProxyTrust (node's BlockList) accepts: a valid address, and a prefix within its family's length. */
+function isAddressOrCidr(s: string): boolean {
+  const [addr = '', bits] = s.split('/');
+  const family = isIP(addr);
+  return family !== 0 && (bits === undefined || Number(bits) <= (family === 4 ? 32 : 128));
+}
+
 export const configSchema = z
   .strictObject({
     $schema: z.string().optional().describe('Path or URL of the JSON Schema, for editors.'),
@@ -165,7 +196,7 @@ export const configSchema = z
       .default(['0.0.0.0:80'])
       .describe('HTTP listeners. Changing them needs a restart.'),
     trustedProxies: z
-      .array(z.string().regex(/^[0-9a-fA-F:.]+(\/\d{1,3})?$/, 'expected an IP address or CIDR such as "10.0.0.0/8"'))
+      .array(z.string().regex(/^[0-9a-fA-F:.]+(\/\d{1,3})?$/, { message: 'expected an IP address or CIDR such as "10.0.0.0/8"', abort: true }).refine(isAddressOrCidr, 'expected an IP address or CIDR such as "10.0.0.0/8" (prefix at most 32 for IPv4, 128 for IPv6)'))
       .default([])
       .describe('Peers (IP or CIDR) whose X-Forwarded-For/-Proto/-Host and X-Real-IP are trusted; from anyone else they are replaced.'),
     defaultSite: z.string().optional().describe('Site (by name or first host) that answers unknown hosts. Without it they get 404.'),
@@ -185,7 +216,8 @@ export const configSchema = z
       if (names.has(name)) ctx.addIssue({ code: 'custom', path: ['sites', i, 'name'], message: `site name "${name}" is already used by sites[${names.get(name)}]; give one a distinct "name"` });
       names.set(name, i);
       site.hosts.forEach((h, j) => {
-        const key = h.startsWith('~') ? h : h.toLowerCase();
+        // "*.a.com" and ".a.com" are the same wildcard to HostRouter: in two sites the later would win silently.
+        const key = h.startsWith('~') ? h : h.toLowerCase().replace(/^\*\./, '.');
         if (hosts.has(key)) ctx.addIssue({ code: 'custom', path: ['sites', i, 'hosts', j], message: `host "${h}" is already served by sites[${hosts.get(key)}]` });
         hosts.set(key, i);
       });
@@ -202,6 +234,7 @@ export type Config = z.output<typeof configSchema>;
 export type SiteConfig = Config['sites'][number];
 export type RouteConfig = NonNullable<SiteConfig['routes']>[number];
 export type Limits = Config['limits'];
+export type RelayConfig = NonNullable<RouteConfig['relay']>;
 export type UpstreamDefaults = Config['upstream'];
 
 /** JSON Schema (draft 2020-12) of the file, generated from the schema above. */

@@ -4,13 +4,13 @@
  */
 
 const DURATION_RE = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)$/;
-const SIZE_RE = /^(\d+(?:\.\d+)?)\s*(B|KiB|MiB|GiB|KB|MB|GB|k|K|M|G)?$/;
+const SIZE_RE = /^(\d+(?:\.\d+)?)\s*(B|KiB|MiB|GiB|KB|MB|GB|k|K|m|M|g|G)?$/;
 
 const DURATION_UNIT: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 const SIZE_UNIT: Record<string, number> = {
   B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3,
   // nginx writes 10m / 10k for client_max_body_size; KB/MB follow the same binary meaning there.
-  KB: 1024, MB: 1024 ** 2, GB: 1024 ** 3, k: 1024, K: 1024, M: 1024 ** 2, G: 1024 ** 3,
+  KB: 1024, MB: 1024 ** 2, GB: 1024 ** 3, k: 1024, K: 1024, m: 1024 ** 2, M: 1024 ** 2, g: 1024 ** 3, G: 1024 ** 3,
 };
 
 export const DURATION_PATTERN = DURATION_RE.source;

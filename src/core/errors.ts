@@ -16,6 +16,8 @@ export const ERROR_CODES = {
   MPG_DUPLICATE_HOST: { status: 400, message: 'more than one Host header' }, // RFC 9112 §3.2
   MPG_BAD_PATH: { status: 400, message: 'request path cannot be routed' },
   MPG_UPGRADE_UNSUPPORTED: { status: 400, message: 'only WebSocket upgrades are proxied' },
+  MPG_RELAY_BAD_PATH: { status: 400, message: 'relay path refused' },
+  MPG_RELAY_NO_PATH: { status: 400, message: 'relay request names no backend path' },
   MPG_NO_SITE: { status: 404, message: 'no site for this host' },
   MPG_NO_ROUTE: { status: 404, message: 'no route for this path' },
   MPG_CLIENT_TIMEOUT: { status: 408, message: 'request not received in time' },
@@ -30,6 +32,7 @@ export const ERROR_CODES = {
   MPG_UPSTREAM_RESET: { status: 502, message: 'upstream closed the connection' },
   MPG_UPSTREAM_UNREACHABLE: { status: 502, message: 'upstream address cannot be reached' },
   MPG_UPSTREAM_BAD_RESPONSE: { status: 502, message: 'upstream sent an invalid response' },
+  MPG_UPSTREAM_TLS: { status: 502, message: 'upstream certificate not trusted' },
   MPG_SHUTTING_DOWN: { status: 503, message: 'gateway is shutting down' },
   // RFC 9110 §15.6.5: 504 when the upstream did not answer in time.
   MPG_UPSTREAM_CONNECT_TIMEOUT: { status: 504, message: 'upstream connection timed out' },
@@ -67,7 +70,8 @@ export class ConfigError extends Error {
 export function classifyError(err: unknown): GatewayError {
   if (err instanceof GatewayError) return err;
   const code = (err as { code?: string } | null)?.code;
-  const mapped = code === undefined ? undefined : UPSTREAM_ERRNO[code];
+  // Own keys only: a code such as "constructor" or "toString" must not reach Object.prototype.
+  const mapped = typeof code === 'string' && Object.hasOwn(UPSTREAM_ERRNO, code) ? UPSTREAM_ERRNO[code] : undefined;
   return new GatewayError(mapped ?? 'MPG_UPSTREAM_BAD_RESPONSE', undefined, { cause: err });
 }
 
@@ -89,6 +93,15 @@ const UPSTREAM_ERRNO: Record<string, ErrorCode> = {
   UND_ERR_RES_CONTENT_LENGTH_MISMATCH: 'MPG_UPSTREAM_BAD_RESPONSE',
   UND_ERR_INFO: 'MPG_UPSTREAM_BAD_RESPONSE',
   HPE_INVALID_CONSTANT: 'MPG_UPSTREAM_BAD_RESPONSE',
+  // Certificate checks on https upstreams (always on; relay.ca adds a private CA).
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'MPG_UPSTREAM_TLS',
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'MPG_UPSTREAM_TLS',
+  DEPTH_ZERO_SELF_SIGNED_CERT: 'MPG_UPSTREAM_TLS',
+  SELF_SIGNED_CERT_IN_CHAIN: 'MPG_UPSTREAM_TLS',
+  CERT_HAS_EXPIRED: 'MPG_UPSTREAM_TLS',
+  CERT_NOT_YET_VALID: 'MPG_UPSTREAM_TLS',
+  ERR_TLS_CERT_ALTNAME_INVALID: 'MPG_UPSTREAM_TLS',
+  EPROTO: 'MPG_UPSTREAM_TLS',
   UND_ERR_ABORTED: 'MPG_CLIENT_GONE',
   UND_ERR_REQ_CONTENT_LENGTH_MISMATCH: 'MPG_CLIENT_GONE',
 };

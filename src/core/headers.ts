@@ -19,10 +19,10 @@ const FORWARDING = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded
 
 /**
  * Lengths of every field name this module acts on. A name of any other length cannot be one of
- * them, so the hot loops skip lower-casing it (most fields: accept, cookie, content-type, ...).
+ * them, so the hot loops skip lower-casing it (most fields: content-type, authorization, ...).
  */
 const WATCHED_LENGTHS = new Uint8Array(32);
-for (const n of [...HOP_BY_HOP, ...FORWARDING, 'host', 'content-length']) WATCHED_LENGTHS[n.length] = 1;
+for (const n of [...HOP_BY_HOP, ...FORWARDING, 'host', 'content-length', 'expect']) WATCHED_LENGTHS[n.length] = 1;
 
 /** The lower-cased name when its length is one we act on, otherwise ''. */
 function watchedName(name: string): string {
@@ -76,6 +76,11 @@ export function upstreamHeaders(raw: readonly string[], ctx: ForwardContext): Up
     const lower = watchedName(name);
     if (lower === '') {
       out.push(name, value);
+      continue;
+    }
+    if (lower === 'expect') {
+      // node:http has already answered it ("100 Continue", or our 413 instead); the body is then
+      // streamed upstream as usual. undici refuses to send the field at all (NotSupportedError).
       continue;
     }
     if (lower === 'content-length') {

@@ -88,6 +88,8 @@ export function normalizeHost(value: string): string | undefined {
     if (end === -1) return undefined;
     const rest = host.slice(end + 1);
     if (rest !== '' && !/^:\d*$/.test(rest)) return undefined;
+    // An IPv6 literal holds hex digits, ":" and "." (embedded IPv4) only: "[a b]" is not a host.
+    if (!/^\[[0-9a-f:.]+\]$/.test(host.slice(0, end + 1))) return undefined;
     return host.slice(0, end + 1);
   }
   const colon = host.indexOf(':');
@@ -97,6 +99,8 @@ export function normalizeHost(value: string): string | undefined {
   }
   if (host.endsWith('.')) host = host.slice(0, -1);
   // RFC 3986 reg-name characters we accept in a host; anything else (spaces, "/", "@") is not a host.
-  if (host === '' || !/^[a-z0-9._-]+$/.test(host)) return undefined;
+  // Empty labels ("x..a.com", ".a.com", "a..") are not a host either (nginx answers 400): without this
+  // check "x..a.com" would match "*.a.com" and "www.a.." would match "www.a.*".
+  if (host === '' || !/^[a-z0-9._-]+$/.test(host) || host.startsWith('.') || host.endsWith('.') || host.includes('..')) return undefined;
   return host;
 }

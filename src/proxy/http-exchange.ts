@@ -11,10 +11,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { classifyError, GatewayError, isConnectFailure } from '../core/errors.js';
-import { applyUpstreamHost, downstreamHeaders, type ResponseMeta } from '../core/headers.js';
+import { applyUpstreamHost, downstreamHeaders, setField, type ResponseMeta } from '../core/headers.js';
 import type { AccessEntry } from '../server/access-log.js';
 import type { ConnectionState, ConnectionUser } from '../server/connection.js';
-import { sendError } from '../server/respond.js';
+import { sendError, wantsJson } from '../server/respond.js';
 import type { Route, Upstream } from '../server/routing-table.js';
 
 export interface ExchangeHooks {
@@ -34,6 +34,8 @@ export class HttpExchange implements Dispatcher.DispatchHandler, ConnectionUser 
   #expected = -1;
   #code: string | undefined;
   #clientGone = false;
+  /** Status logged when the client side ended the exchange before a response went out. */
+  #goneStatus = 499;
   #finished = false;
   #ended = false;
   readonly #meta: ResponseMeta = { contentLength: -1 };
@@ -48,7 +50,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler, ConnectionUser 
     readonly clientIp: string,
     readonly path: string,
     readonly headers: string[],
-    readonly body: Readable | null,
+    readonly body: Readable | Buffer | null,
     readonly started: number,
   ) {
     conn.attach(this);
@@ -82,7 +84,9 @@ export class HttpExchange implements Dispatcher.DispatchHandler, ConnectionUser 
     const res = this.res;
     const meta = this.#meta;
     try {
-      res.writeHead(status, statusText, downstreamHeaders(rawHeaders, meta));
+      const headers = downstreamHeaders(rawHeaders, meta);
+      if (this.route.relay?.attachment) setField(headers, 'Content-Disposition', attachment(this.path));
+      res.writeHead(status, statusText, headers);
     } catch (err) {
       // node:http refuses header values it considers invalid; never pass those on.
       this.#abort?.(new GatewayError('MPG_UPSTREAM_BAD_RESPONSE', 'invalid response header', { cause: err }));
@@ -119,7 +123,9 @@ export class HttpExchange implements Dispatcher.DispatchHandler, ConnectionUser 
     if (upstream !== undefined && isConnectFailure(gerr)) {
       this.hooks.onUpstreamDown(upstream, gerr);
       // Another upstream may take the request as long as none of the body has been consumed.
-      if (this.route.upstreams.items.length > 1 && (this.body === null || !this.req.readableDidRead)) {
+      // Ask the stream undici reads: a chunked body is piped from req into BodyLimit at once, so
+      // req has always been read from, while BodyLimit still holds every byte.
+      if (this.route.upstreams.items.length > 1 && (this.body === null || Buffer.isBuffer(this.body) || !this.body.readableDidRead)) {
         (this.#tried ??= new Set()).add(upstream);
         if (this.#tried.size < this.route.upstreams.items.length) {
           this.#abort = undefined;
@@ -133,12 +139,16 @@ export class HttpExchange implements Dispatcher.DispatchHandler, ConnectionUser 
 
   // ---- client side ---------------------------------------------------------------------------
 
-  /** The client connection closed (ConnectionState): stop the upstream side at once. */
-  clientGone(): void {
+  /**
+   * The client connection closed, or node:http refused the rest of the request (`err`, already
+   * answered on the socket): stop the upstream side at once.
+   */
+  clientGone(err?: GatewayError): void {
     if (this.#finished) return;
     this.#clientGone = true;
-    this.#code = 'MPG_CLIENT_GONE';
-    this.#abort?.(new GatewayError('MPG_CLIENT_GONE'));
+    this.#code = err?.code ?? 'MPG_CLIENT_GONE';
+    this.#goneStatus = err?.status ?? 499;
+    this.#abort?.(err ?? new GatewayError('MPG_CLIENT_GONE'));
     this.#finish();
   }
 
@@ -146,7 +156,8 @@ export class HttpExchange implements Dispatcher.DispatchHandler, ConnectionUser 
     this.#code = err.code;
     // An unread request body must not be parsed as the next request: close the connection.
     const close = err.code === 'MPG_BODY_TOO_LARGE' || (this.body !== null && !this.req.readableEnded);
-    sendError(this.req, this.res, err, this.route.site.name, close);
+    // Relay answers are always JSON: the mini-program parses them to show errmsg-like text.
+    sendError(this.req, this.res, err, this.route.site.name, close, this.route.relay !== undefined || wantsJson(this.req));
     this.#finish();
   }
 
@@ -166,7 +177,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler, ConnectionUser 
       host: this.host,
       method: this.req.method!,
       path: this.req.url!,
-      status: this.#clientGone && !res.headersSent ? 499 : res.statusCode,
+      status: this.#clientGone && !res.headersSent ? this.#goneStatus : res.statusCode,
       bytes: this.#bytes,
       upstream: this.#upstream?.origin ?? '',
       ms: Math.round((performance.now() - this.started) * 100) / 100,
@@ -175,4 +186,18 @@ export class HttpExchange implements Dispatcher.DispatchHandler, ConnectionUser 
       code: this.#code,
     });
   }
+}
+
+/** `attachment; filename="a.png"` for the last path segment (ASCII-safe, RFC 6266 filename*). */
+function attachment(path: string): string {
+  const q = path.indexOf('?');
+  const last = (q === -1 ? path : path.slice(0, q)).split('/').pop() || 'download';
+  let name: string;
+  try {
+    name = decodeURIComponent(last);
+  } catch {
+    name = last;
+  }
+  const ascii = name.replace(/[^\x20-\x7e]|["\\]/g, '_');
+  return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(name)}`;
 }

@@ -4,6 +4,7 @@
  * are closed after a delay: undici's close() lets queued and in-flight requests finish, and the
  * delay covers requests that picked their upstream on the old table a moment before the swap.
  */
+import { createHash } from 'node:crypto';
 import { Pool } from 'undici';
 import { UpstreamHealth } from '../core/balancer.js';
 import type { UpstreamDefaults } from '../config/schema.js';
@@ -15,8 +16,8 @@ export class UpstreamPools {
   #closed = false;
 
   /** The pool for `origin` with these options (created on first use). */
-  pool(origin: string, opts: UpstreamDefaults): Pool {
-    const key = poolKey(origin, opts);
+  pool(origin: string, opts: UpstreamDefaults, tls?: UpstreamTls): Pool {
+    const key = poolKey(origin, opts, tls);
     let pool = this.#pools.get(key);
     if (pool === undefined) {
       pool = new Pool(origin, {
@@ -26,7 +27,8 @@ export class UpstreamPools {
         keepAliveMaxTimeout: Math.max(opts.keepAliveTimeout, 600_000),
         headersTimeout: opts.responseTimeout,
         bodyTimeout: opts.bodyIdleTimeout,
-        connect: { timeout: opts.connectTimeout },
+        // https upstreams are always verified: against the system CAs, or `tls.ca` when given.
+        connect: { timeout: opts.connectTimeout, rejectUnauthorized: true, ...(tls?.ca ? { ca: tls.ca } : {}) },
         // The gateway is a proxy: it forwards whatever size the client was allowed to send.
         maxHeaderSize: 64 * 1024,
       });
@@ -78,6 +80,12 @@ export class UpstreamPools {
   }
 }
 
-export function poolKey(origin: string, opts: UpstreamDefaults): string {
-  return `${origin} ${opts.connections} ${opts.keepAliveTimeout} ${opts.responseTimeout} ${opts.bodyIdleTimeout} ${opts.connectTimeout}`;
+export interface UpstreamTls {
+  /** Extra CA certificates (PEM) trusted for this upstream. */
+  ca?: string;
+}
+
+export function poolKey(origin: string, opts: UpstreamDefaults, tls?: UpstreamTls): string {
+  const ca = tls?.ca ? ` ca:${createHash('sha256').update(tls.ca).digest('hex').slice(0, 16)}` : '';
+  return `${origin} ${opts.connections} ${opts.keepAliveTimeout} ${opts.responseTimeout} ${opts.bodyIdleTimeout} ${opts.connectTimeout}${ca}`;
 }

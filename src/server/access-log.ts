@@ -74,6 +74,9 @@ export class AccessLog {
   readonly #ownsFd: boolean;
   readonly #timer: NodeJS.Timeout;
   #closed = false;
+  /** Filled buffers waiting for the write in flight: one at a time, as two fs.write calls on the thread pool may land in either order. */
+  readonly #queue: { buf: Buffer; n: number }[] = [];
+  #writing = false;
 
   /** `path` "-" writes to stdout; anything else is a file, appended to (its directory is created). */
   constructor(readonly path: string) {
@@ -94,7 +97,7 @@ export class AccessLog {
     if (this.#used + line.length > this.#buf.length) {
       this.#flush();
       if (line.length > this.#buf.length) {
-        this.#writeNow(Buffer.from(line, 'latin1'));
+        this.#enqueue(Buffer.from(line, 'latin1'), line.length);
         return;
       }
     }
@@ -103,14 +106,31 @@ export class AccessLog {
 
   #flush(): void {
     if (this.#used === 0) return;
-    const full = this.#buf;
-    const n = this.#used;
+    this.#enqueue(this.#buf, this.#used);
     this.#buf = this.#spare.pop() ?? Buffer.allocUnsafe(BUFFER_SIZE);
     this.#used = 0;
-    fsWrite(this.#fd, full, 0, n, null, (err, written) => {
+  }
+
+  #enqueue(buf: Buffer, n: number): void {
+    this.#queue.push({ buf, n });
+    if (!this.#writing) this.#writeNext();
+  }
+
+  #writeNext(): void {
+    const next = this.#queue.shift();
+    if (next === undefined) {
+      this.#writing = false;
+      // close() came while a write was in flight: the fd is closed only now, after the last line.
+      if (this.#closed && this.#ownsFd) closeSync(this.#fd);
+      return;
+    }
+    this.#writing = true;
+    const { buf, n } = next;
+    fsWrite(this.#fd, buf, 0, n, null, (err, written) => {
       // A pipe may take less than offered (or EAGAIN); the rest goes out synchronously.
-      if (err || written < n) this.#writeNow(full.subarray(err ? 0 : written, n));
-      this.#spare.push(full);
+      if (err || written < n) this.#writeNow(buf.subarray(err ? 0 : written, n));
+      if (buf.length === BUFFER_SIZE) this.#spare.push(buf);
+      this.#writeNext();
     });
   }
 
@@ -124,11 +144,18 @@ export class AccessLog {
     }
   }
 
-  /** Writes what is buffered, synchronously, and stops. Idempotent. */
+  /**
+   * Writes what is buffered and stops. Idempotent. Synchronous, unless a write is still in flight:
+   * then the rest is queued behind it and the file closed after it (closing under it lost lines).
+   */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#timer);
+    if (this.#writing) {
+      this.#flush();
+      return;
+    }
     if (this.#used > 0) this.#writeNow(this.#buf.subarray(0, this.#used));
     this.#used = 0;
     if (this.#ownsFd) closeSync(this.#fd);

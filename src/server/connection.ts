@@ -5,9 +5,11 @@
  * connection is told, so its upstream request is aborted at once.
  */
 import type { Socket } from 'node:net';
+import type { GatewayError } from '../core/errors.js';
 
 export interface ConnectionUser {
-  clientGone(): void;
+  /** The client closed the connection, or (with `err`) node:http refused the rest of its request. */
+  clientGone(err?: GatewayError): void;
 }
 
 const kConnection = Symbol('mpgate.connection');
@@ -37,11 +39,21 @@ export class ConnectionState {
     else this.#more?.delete(user);
   }
 
-  #closed(): void {
+  /**
+   * node:http refused the connection mid-request (bad framing in the body, request timeout): every
+   * exchange on it stops now, before more of the request goes upstream. Returns whether one ran.
+   */
+  refuse(err: GatewayError): boolean {
+    const running = this.#one !== undefined || (this.#more?.size ?? 0) > 0;
+    this.#closed(err);
+    return running;
+  }
+
+  #closed(err?: GatewayError): void {
     const one = this.#one;
     this.#one = undefined;
-    one?.clientGone();
-    if (this.#more) for (const u of [...this.#more]) u.clientGone();
+    one?.clientGone(err);
+    if (this.#more) for (const u of [...this.#more]) u.clientGone(err);
     this.#more = undefined;
   }
 }

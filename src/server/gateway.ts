@@ -19,6 +19,7 @@ import { UpstreamPools } from '../proxy/upstream-pool.js';
 import { proxyWebSocket, type TunnelHooks } from '../proxy/websocket.js';
 import type { AccessEntry } from './logging.js';
 import { ConnectionState } from './connection.js';
+import { relayRequest } from '../relay/relay-request.js';
 import { resolve } from './resolve.js';
 import { sendError, sendRawError } from './respond.js';
 import { RoutingTable, type Upstream } from './routing-table.js';
@@ -250,13 +251,20 @@ export class Gateway {
     }
     if (expectContinue) res.writeContinue();
 
+    if (route.relay !== undefined) {
+      relayRequest({
+        hooks: this.#exchangeHooks, log: this.#log, conn, req, res, route, head, body, started,
+        reject: (err) => this.#reject(req, res, err, route.site.name, head.host, head.clientIp, started, true),
+      });
+      return;
+    }
     new HttpExchange(this.#exchangeHooks, conn, req, res, route, head.host, head.clientIp, r.path, head.headers, body, started).start();
   }
 
-  #reject(req: IncomingMessage, res: ServerResponse, err: GatewayError, site: string | undefined, host: string, ip: string, started: number): void {
+  #reject(req: IncomingMessage, res: ServerResponse, err: GatewayError, site: string | undefined, host: string, ip: string, started: number, json?: boolean): void {
     // Drop the connection whenever a request body may be left unread.
     const close = err.code === 'MPG_BODY_TOO_LARGE' || req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
-    sendError(req, res, err, site, close);
+    sendError(req, res, err, site, close, json);
     this.#requestDone();
     this.#access?.({
       host, method: req.method!, path: req.url!, status: err.status, bytes: 0, upstream: '',
@@ -301,7 +309,7 @@ export class Gateway {
     const gerr =
       code === 'HPE_HEADER_OVERFLOW' ? new GatewayError('MPG_HEADERS_TOO_LARGE')
       : code === 'ERR_HTTP_REQUEST_TIMEOUT' || code === 'ERR_HTTP_HEADERS_TIMEOUT' ? new GatewayError('MPG_CLIENT_TIMEOUT')
-      : new GatewayError('MPG_BAD_REQUEST', err.message, { cause: err });
+      : new GatewayError('MPG_BAD_REQUEST', undefined, { cause: err });
     // A response may already be on its way on this socket (pipelining); then just close.
     if ((socket as Socket & { _httpMessage?: ServerResponse })._httpMessage?.headersSent) {
       socket.destroy();
@@ -309,7 +317,10 @@ export class Gateway {
       sendRawError(socket, gerr);
     }
     const peer = (socket as Socket).remoteAddress ?? '';
-    this.#access?.({ host: '', method: '', path: '', status: gerr.status, bytes: 0, upstream: '', ms: 0, site: '', ip: peer, code: gerr.code });
+    // A request already being proxied on this connection (bad chunk, body too slow) is stopped
+    // before more of it goes upstream, and logs this outcome itself.
+    const running = ConnectionState.of(socket as Socket).refuse(gerr);
+    if (!running) this.#access?.({ host: '', method: '', path: '', status: gerr.status, bytes: 0, upstream: '', ms: 0, site: '', ip: peer, code: gerr.code });
     this.#log.debug({ peer, code: gerr.code, parser: code, reason: err.message }, 'client error');
   }
 }

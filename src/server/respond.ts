@@ -12,20 +12,25 @@ export function wantsJson(req: IncomingMessage): boolean {
   return (req.headers['content-type'] ?? '').includes('json');
 }
 
+/**
+ * `detail` is only ever a sentence mpgate wrote itself (a limit, a refused relay path), never an
+ * upstream's or a library's error text, so nothing internal leaks into answers.
+ */
 export function errorBody(err: GatewayError, site: string | undefined, json: boolean): string {
+  const message = ERROR_CODES[err.code].message;
+  const detail = err.message !== message ? err.message : undefined;
   if (json) {
-    return JSON.stringify({ error: { status: err.status, code: err.code, message: ERROR_CODES[err.code].message, ...(site ? { site } : {}) } });
+    return JSON.stringify({ error: { status: err.status, code: err.code, message, ...(detail ? { detail } : {}), ...(site ? { site } : {}) } });
   }
-  return `${err.status} ${ERROR_CODES[err.code].message} (${err.code}${site ? `, site ${site}` : ''})\n`;
+  return `${err.status} ${message}${detail ? `: ${detail}` : ''} (${err.code}${site ? `, site ${site}` : ''})\n`;
 }
 
 /** Writes an error answer. `close` asks the client to drop the connection (unread body, framing). */
-export function sendError(req: IncomingMessage, res: ServerResponse, err: GatewayError, site: string | undefined, close = false): void {
+export function sendError(req: IncomingMessage, res: ServerResponse, err: GatewayError, site: string | undefined, close = false, json = wantsJson(req)): void {
   if (res.headersSent || res.destroyed) {
     res.destroy();
     return;
   }
-  const json = wantsJson(req);
   const body = errorBody(err, site, json);
   const headers: Record<string, string | number> = {
     'content-type': json ? 'application/json; charset=utf-8' : 'text/plain; charset=utf-8',

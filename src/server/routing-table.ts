@@ -3,7 +3,10 @@
  * a new table and swaps one reference; each request keeps the table it started with.
  */
 import type { Pool } from 'undici';
-import type { Config, Limits, RouteConfig, SiteConfig, UpstreamDefaults } from '../config/schema.js';
+import { readFileSync } from 'node:fs';
+import type { Config, Limits, RelayConfig, RouteConfig, SiteConfig, UpstreamDefaults } from '../config/schema.js';
+import { ConfigError } from '../core/errors.js';
+import type { RelayPolicy } from '../relay/relay-target.js';
 import { RoundRobin, type UpstreamHealth } from '../core/balancer.js';
 import { HostRouter } from '../core/host-router.js';
 import { ProxyTrust } from '../core/trust.js';
@@ -27,6 +30,15 @@ export interface Route {
   /** setHeaders as a flat list. */
   readonly extraHeaders: readonly string[] | undefined;
   readonly upstreams: RoundRobin<Upstream>;
+  /** Set on relay routes: how the backend path is taken from the request. */
+  readonly relay: RelayRuntime | undefined;
+}
+
+export interface RelayRuntime {
+  readonly policy: RelayPolicy;
+  readonly maxJsonBody: number;
+  /** getDownImg.php: answer with Content-Disposition: attachment. */
+  readonly attachment: boolean;
 }
 
 export interface Site {
@@ -71,38 +83,92 @@ export class RoutingTable {
   }
 }
 
+/** The seed's relay scripts (second seed), mounted at the site root when `phpCompat` is on. */
+export const PHP_COMPAT_MOUNTS = ['/get.php', '/post.php', '/put.php', '/getImg.php', '/getDownImg.php'] as const;
+
 function compileSite(sc: SiteConfig, config: Config, pools: UpstreamPools, keys: Set<string>): Site {
   const routeConfigs: RouteConfig[] = sc.routes
     ? [...sc.routes]
     : [{ path: '/', upstream: sc.upstream!, stripPrefix: false, preserveHost: true, setHeaders: {} }];
+  // phpCompat adds the seed's five script URLs as relay routes of their own.
+  for (const rc of sc.routes ?? []) {
+    if (!rc.relay?.phpCompat) continue;
+    for (const mount of PHP_COMPAT_MOUNTS) {
+      if (!routeConfigs.some((r) => r.path === mount)) routeConfigs.push({ ...rc, path: mount });
+    }
+  }
   const site: { name: string; maxBodySize: number; routes: Route[] } = {
     name: sc.name ?? sc.hosts[0]!,
     maxBodySize: sc.maxBodySize ?? config.limits.maxBodySize,
     routes: [],
   };
   for (const rc of routeConfigs.sort((a, b) => b.path.length - a.path.length)) {
-    const urls = Array.isArray(rc.upstream) ? rc.upstream : [rc.upstream!];
-    const upstreams = urls.map((u): Upstream => {
-      const url = new URL(u);
-      keys.add(poolKey(url.origin, config.upstream));
-      return {
-        origin: url.origin,
-        basePath: url.pathname.replace(/\/+$/, ''),
-        authority: url.host,
-        health: pools.health(url.origin),
-        dispatcher: pools.pool(url.origin, config.upstream),
-      };
-    });
-    const extra = Object.entries(rc.setHeaders).flat();
-    site.routes.push(Object.freeze({
-      site,
-      path: rc.path,
-      stripPrefix: rc.stripPrefix,
-      preserveHost: rc.preserveHost,
-      extraHeaders: extra.length ? extra : undefined,
-      upstreams: new RoundRobin(upstreams),
-    }));
+    site.routes.push(Object.freeze(rc.relay ? compileRelayRoute(site, rc, rc.relay, config, pools, keys) : compileProxyRoute(site, rc, config, pools, keys)));
   }
   Object.freeze(site.routes);
   return Object.freeze(site);
+}
+
+function compileProxyRoute(site: Site, rc: RouteConfig, config: Config, pools: UpstreamPools, keys: Set<string>): Route {
+  const urls = Array.isArray(rc.upstream) ? rc.upstream : [rc.upstream!];
+  const upstreams = urls.map((u): Upstream => {
+    const url = new URL(u);
+    keys.add(poolKey(url.origin, config.upstream));
+    return {
+      origin: url.origin,
+      basePath: url.pathname.replace(/\/+$/, ''),
+      authority: url.host,
+      health: pools.health(url.origin),
+      dispatcher: pools.pool(url.origin, config.upstream),
+    };
+  });
+  const extra = Object.entries(rc.setHeaders).flat();
+  return {
+    site,
+    path: rc.path,
+    stripPrefix: rc.stripPrefix,
+    preserveHost: rc.preserveHost,
+    extraHeaders: extra.length ? extra : undefined,
+    upstreams: new RoundRobin(upstreams),
+    relay: undefined,
+  };
+}
+
+function compileRelayRoute(site: Site, rc: RouteConfig, relay: RelayConfig, config: Config, pools: UpstreamPools, keys: Set<string>): Route {
+  const url = new URL(relay.upstream);
+  let ca: string | undefined;
+  if (relay.ca !== undefined) {
+    try {
+      ca = readFileSync(relay.ca, 'utf8');
+    } catch (err) {
+      const problems = [{ file: relay.ca, line: 0, column: 0, key: 'relay.ca', message: `cannot read the CA file (${(err as NodeJS.ErrnoException).code ?? String(err)})`, hint: 'give a readable PEM file' }];
+      throw new ConfigError(`${relay.ca} relay.ca: cannot read the CA file`, problems, { cause: err });
+    }
+  }
+  const tls = ca === undefined ? undefined : { ca };
+  keys.add(poolKey(url.origin, config.upstream, tls));
+  const basePath = url.pathname.replace(/\/+$/, '');
+  // The relay builds the whole upstream path itself (base path included), so the Upstream has none.
+  const upstream: Upstream = {
+    origin: url.origin,
+    basePath: '',
+    authority: url.host,
+    health: pools.health(url.origin),
+    dispatcher: pools.pool(url.origin, config.upstream, tls),
+  };
+  const extra = Object.entries(relay.headers).flat();
+  return {
+    site,
+    path: rc.path,
+    stripPrefix: false,
+    // The backend is another domain: it gets its own name as Host (X-Forwarded-Host keeps ours).
+    preserveHost: false,
+    extraHeaders: extra.length ? extra : undefined,
+    upstreams: new RoundRobin([upstream]),
+    relay: {
+      policy: { param: relay.param, basePath, allow: relay.allow ?? [basePath || '/'] },
+      maxJsonBody: relay.maxJsonBody,
+      attachment: rc.path === '/getDownImg.php',
+    },
+  };
 }

@@ -1,0 +1,112 @@
+/**
+ * A request on a relay route (second seed): work out the backend path from the query form
+ * (`/relay?method=api/x&y=1`), the path form (`/relay/api/x?y=1`) or the JSON-body form
+ * (`{"method":"api/x", ...}`), refuse anything that could leave the configured backend, then
+ * stream the exchange like any proxied request — status, headers and body come back unchanged.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
+import type { Logger } from 'pino';
+import { GatewayError } from '../core/errors.js';
+import { setField, type UpstreamHead } from '../core/headers.js';
+import { HttpExchange, type ExchangeHooks } from '../proxy/http-exchange.js';
+import type { ConnectionState } from '../server/connection.js';
+import type { Route } from '../server/routing-table.js';
+import { checkRelayPath, relayTarget } from './relay-target.js';
+
+export interface RelayContext {
+  hooks: ExchangeHooks;
+  log: Logger;
+  conn: ConnectionState;
+  req: IncomingMessage;
+  res: ServerResponse;
+  route: Route;
+  head: UpstreamHead;
+  /** The request body as the gateway would stream it (already capped), or null. */
+  body: Readable | null;
+  started: number;
+  /** Answers with a gateway error and logs the request. */
+  reject(err: GatewayError): void;
+}
+
+const JSON_TYPE = /^application\/(?:[\w.+-]*\+)?json\b/i;
+
+export function relayRequest(ctx: RelayContext): void {
+  const { route, req } = ctx;
+  const relay = route.relay!;
+  const target = relayTarget(relay.policy, route.path, req.url!);
+  if (target.ok) {
+    forward(ctx, target.path, ctx.body);
+    return;
+  }
+  if (!target.missing) {
+    refuse(ctx, target.reason);
+    return;
+  }
+  // No path in the URL: the seed's POST/PUT put it in the JSON body.
+  if (ctx.body === null || !JSON_TYPE.test(req.headers['content-type'] ?? '')) {
+    ctx.reject(new GatewayError('MPG_RELAY_NO_PATH', `give the backend path as ?${relay.policy.param}=path, ${route.path}/path or {"${relay.policy.param}": "path"}`));
+    return;
+  }
+  readJsonBody(ctx.body, relay.maxJsonBody).then(
+    (raw) => {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(raw.toString('utf8'));
+      } catch {
+        ctx.reject(new GatewayError('MPG_RELAY_NO_PATH', 'the JSON body does not parse'));
+        return;
+      }
+      const param = relay.policy.param;
+      const value = parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as Record<string, unknown>)[param] : undefined;
+      if (typeof value !== 'string') {
+        ctx.reject(new GatewayError('MPG_RELAY_NO_PATH', `the JSON body has no string "${param}"`));
+        return;
+      }
+      const checked = checkRelayPath(relay.policy, value);
+      if (!checked.ok) {
+        refuse(ctx, checked.reason);
+        return;
+      }
+      // The backend gets the body minus the path parameter, still JSON (never form fields).
+      const rest = { ...(parsed as Record<string, unknown>) };
+      delete rest[param];
+      const body = Buffer.from(JSON.stringify(rest));
+      setField(ctx.head.headers, 'content-length', String(body.length));
+      const query = req.url!.indexOf('?');
+      forward(ctx, query === -1 ? checked.path : checked.path + req.url!.slice(query), body);
+    },
+    (err: unknown) => ctx.reject(err instanceof GatewayError ? err : new GatewayError('MPG_CLIENT_GONE', undefined, { cause: err })),
+  );
+}
+
+function forward(ctx: RelayContext, path: string, body: Readable | Buffer | null): void {
+  new HttpExchange(ctx.hooks, ctx.conn, ctx.req, ctx.res, ctx.route, ctx.head.host, ctx.head.clientIp, path, ctx.head.headers, body, ctx.started).start();
+}
+
+function refuse(ctx: RelayContext, reason: string): void {
+  // Refusals are logged: they are what an escape or SSRF attempt looks like.
+  ctx.log.warn({ site: ctx.route.site.name, ip: ctx.head.clientIp, url: ctx.req.url, reason }, 'relay path refused');
+  ctx.reject(new GatewayError('MPG_RELAY_BAD_PATH', reason));
+}
+
+/** Reads a whole (small) body; more than `limit` bytes is a 413. */
+function readJsonBody(body: Readable, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    body.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > limit) {
+        body.destroy();
+        reject(new GatewayError('MPG_BODY_TOO_LARGE', `JSON body over ${limit} bytes`));
+        return;
+      }
+      chunks.push(c);
+    });
+    body.on('end', () => resolve(Buffer.concat(chunks)));
+    body.on('error', reject);
+    // A client that leaves mid-body may end the stream with neither 'end' nor 'error'.
+    body.on('close', () => reject(new GatewayError('MPG_CLIENT_GONE')));
+  });
+}

@@ -1,0 +1,255 @@
+/**
+ * WebSocket relaying (wx.connectSocket) with the `ws` package on both ends and the gateway in
+ * between, over real sockets: Host routing, echo of text and 1 MiB binary, forwarded headers,
+ * refusals (unknown host, non-WebSocket upgrade, backend 403, upstream down), a reload while a
+ * socket is open, and graceful close ending sockets after the grace period.
+ */
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import http, { type IncomingMessage } from 'node:http';
+import type net from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import WebSocket, { WebSocketServer } from 'ws';
+import { configFromObject } from '../../src/config/load.js';
+import { closedPort, startGateway, waitFor, type TestGateway } from '../helpers.js';
+import { RawConn, countBytes, waitFound } from './support.js';
+
+interface WsBackend {
+  name: string;
+  url: string;
+  server: http.Server;
+  /** Handshake requests the backend received. */
+  handshakes: IncomingMessage[];
+  close(): Promise<void>;
+}
+
+/** A node http server whose upgrades go to a ws WebSocketServer that echoes (and names itself). */
+async function startWsBackend(name: string): Promise<WsBackend> {
+  const server = http.createServer((_req, res) => res.end('plain http'));
+  const wss = new WebSocketServer({ noServer: true });
+  const handshakes: IncomingMessage[] = [];
+  server.on('upgrade', (req: IncomingMessage, socket: net.Socket, head: Buffer) => {
+    handshakes.push(req);
+    if (req.url === '/forbidden') {
+      socket.end('HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: 9\r\nX-Backend: refused\r\n\r\nforbidden');
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      ws.on('message', (data, isBinary) => {
+        if (!isBinary && data.toString() === 'who') ws.send(name);
+        else ws.send(data, { binary: isBinary });
+      });
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as net.AddressInfo).port;
+  return {
+    name, url: `http://127.0.0.1:${port}`, server, handshakes,
+    close: async () => {
+      for (const c of wss.clients) c.terminate();
+      wss.close();
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+/** Opens a WebSocket to the gateway with the given Host; resolves once open. */
+async function openWs(gw: TestGateway, host: string, path = '/chat'): Promise<WebSocket> {
+  const ws = new WebSocket(`ws://127.0.0.1:${gw.port}${path}`, { headers: { host } });
+  await new Promise<void>((ok, fail) => {
+    ws.once('open', () => ok());
+    ws.once('error', fail);
+    ws.once('unexpected-response', (_req, res) => fail(new Error(`unexpected response ${res.statusCode}`)));
+  });
+  return ws;
+}
+
+/** Tries a WebSocket handshake that must be refused; resolves with the HTTP answer. */
+async function refusedWs(gw: TestGateway, host: string, path = '/chat'): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+  const ws = new WebSocket(`ws://127.0.0.1:${gw.port}${path}`, { headers: { host } });
+  return new Promise((ok, fail) => {
+    ws.once('open', () => fail(new Error('the handshake succeeded')));
+    ws.once('error', () => {}); // ws reports the refusal as an error too, after unexpected-response
+    ws.once('unexpected-response', (_req, res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => {
+        ws.terminate();
+        ok({ status: res.statusCode!, headers: res.headers, body });
+      });
+    });
+  });
+}
+
+async function roundTrip(ws: WebSocket, data: string | Buffer): Promise<{ data: Buffer; isBinary: boolean }> {
+  const [reply, isBinary] = (await Promise.all([once(ws, 'message'), Promise.resolve(ws.send(data))]))[0] as [Buffer, boolean];
+  return { data: reply, isBinary };
+}
+
+async function closeWs(ws: WebSocket): Promise<void> {
+  if (ws.readyState === WebSocket.CLOSED) return;
+  const closed = once(ws, 'close');
+  ws.close();
+  await closed;
+}
+
+describe('WebSocket relaying', () => {
+  let a: WsBackend;
+  let b: WsBackend;
+  let gw: TestGateway;
+  let deadPort: number;
+
+  before(async () => {
+    a = await startWsBackend('a');
+    b = await startWsBackend('b');
+    deadPort = await closedPort();
+    gw = await startGateway({
+      sites: [
+        { name: 'chat', hosts: ['ws.test'], upstream: a.url },
+        { name: 'down', hosts: ['down.test'], upstream: `http://127.0.0.1:${deadPort}` },
+      ],
+    });
+  });
+  after(async () => {
+    await gw.close(200);
+    await a.close();
+    await b.close();
+  });
+
+  it('routes by Host and echoes text and 1 MiB binary both ways', async () => {
+    const ws = await openWs(gw, 'ws.test');
+    assert.equal(gw.gateway.tunnels, 1);
+    const text = await roundTrip(ws, 'hello, 世界');
+    assert.equal(text.isBinary, false);
+    assert.equal(text.data.toString(), 'hello, 世界');
+    const payload = Buffer.alloc(1024 * 1024);
+    for (let i = 0; i < payload.length; i++) payload[i] = (i * 31) & 0xff;
+    const bin = await roundTrip(ws, payload);
+    assert.equal(bin.isBinary, true);
+    assert.ok(bin.data.equals(payload), 'binary payload came back unchanged');
+    assert.equal((await roundTrip(ws, 'who')).data.toString(), 'a');
+    await closeWs(ws);
+    await waitFor(() => gw.gateway.tunnels === 0, 2000, 'the tunnel to close');
+    const e = await waitFound(() => gw.access.find((x) => x.path === '/chat' && x.host === 'ws.test'));
+    assert.equal(e.status, 101);
+    assert.equal(e.site, 'chat');
+    assert.equal(e.upstream, a.url);
+    assert.ok(e.bytes > payload.length, 'the access log counts the bytes relayed');
+  });
+
+  it('sends the handshake upstream with Host kept, X-Real-IP, X-Forwarded-For and Upgrade: websocket', async () => {
+    const before = a.handshakes.length;
+    const ws = new WebSocket(`ws://127.0.0.1:${gw.port}/hs?x=1`, { headers: { host: 'ws.test', 'x-forwarded-for': '6.6.6.6', 'x-real-ip': '6.6.6.6' } });
+    await once(ws, 'open');
+    const hs = a.handshakes[before]!;
+    assert.equal(hs.url, '/hs?x=1');
+    assert.equal(hs.headers.host, 'ws.test');
+    assert.equal(hs.headers['x-real-ip'], '127.0.0.1');
+    assert.equal(hs.headers['x-forwarded-for'], '127.0.0.1');
+    assert.equal(hs.headers['x-forwarded-proto'], 'http');
+    assert.equal(hs.headers.upgrade, 'websocket');
+    assert.match(String(hs.headers.connection), /upgrade/i);
+    assert.ok(hs.headers['sec-websocket-key'], 'the key is passed through');
+    await closeWs(ws);
+  });
+
+  it('refuses an unknown host with 404 MPG_NO_SITE', async () => {
+    const r = await refusedWs(gw, 'nobody.test');
+    assert.equal(r.status, 404);
+    assert.equal(r.headers['x-mpgate-error'], 'MPG_NO_SITE');
+    const e = await waitFound(() => gw.access.find((x) => x.host === 'nobody.test'));
+    assert.equal(e.status, 404);
+    assert.equal(e.code, 'MPG_NO_SITE');
+  });
+
+  it('refuses a non-WebSocket upgrade (h2c) with 400 MPG_UPGRADE_UNSUPPORTED, forwarding nothing', async () => {
+    const bytes = countBytes(a.server);
+    const before = a.handshakes.length;
+    const c = await RawConn.open(gw.port);
+    c.write('GET /chat HTTP/1.1\r\nHost: ws.test\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n');
+    const r = await c.response();
+    assert.equal(r.status, 400);
+    assert.equal(r.headers['x-mpgate-error'], 'MPG_UPGRADE_UNSUPPORTED');
+    await c.waitClosed(1000);
+    assert.equal(a.handshakes.length, before);
+    assert.equal(bytes.bytes, 0);
+  });
+
+  it('relays a backend refusal (403) to the client', async () => {
+    const r = await refusedWs(gw, 'ws.test', '/forbidden');
+    assert.equal(r.status, 403);
+    assert.equal(r.headers['x-backend'], 'refused');
+    assert.equal(r.body, 'forbidden');
+    const e = await waitFound(() => gw.access.find((x) => x.path === '/forbidden'));
+    assert.equal(e.status, 403);
+    await waitFor(() => gw.gateway.tunnels === 0, 2000, 'the refused tunnel to be closed');
+  });
+
+  it('answers 502 MPG_UPSTREAM_REFUSED when the upstream is down', async () => {
+    const r = await refusedWs(gw, 'down.test');
+    assert.equal(r.status, 502);
+    assert.equal(r.headers['x-mpgate-error'], 'MPG_UPSTREAM_REFUSED');
+    const e = await waitFound(() => gw.access.find((x) => x.host === 'down.test'));
+    assert.equal(e.status, 502);
+    assert.equal(e.code, 'MPG_UPSTREAM_REFUSED');
+  });
+
+  it('keeps an open WebSocket working across a reload that moves the host elsewhere', async () => {
+    const old = await openWs(gw, 'ws.test');
+    assert.equal((await roundTrip(old, 'who')).data.toString(), 'a');
+
+    const next = configFromObject({
+      listen: [...gw.gateway.config.listen],
+      sites: [
+        { name: 'chat', hosts: ['ws.test'], upstream: b.url },
+        { name: 'down', hosts: ['down.test'], upstream: `http://127.0.0.1:${deadPort}` },
+      ],
+    }, 'reload');
+    const result = gw.gateway.reload(next);
+    assert.deepEqual(result.needsRestart, []);
+
+    // The socket opened before the reload still talks to a, in both directions.
+    assert.equal((await roundTrip(old, 'who')).data.toString(), 'a');
+    const echo = await roundTrip(old, Buffer.from([1, 2, 3]));
+    assert.deepEqual([...echo.data], [1, 2, 3]);
+    // A new one follows the new routes.
+    const fresh = await openWs(gw, 'ws.test');
+    assert.equal((await roundTrip(fresh, 'who')).data.toString(), 'b');
+    assert.equal(gw.gateway.tunnels, 2);
+    await closeWs(old);
+    await closeWs(fresh);
+    await waitFor(() => gw.gateway.tunnels === 0, 2000, 'both tunnels to close');
+  });
+});
+
+describe('graceful close with open WebSockets', () => {
+  it('gateway.close(graceMs) lets WebSockets run for the grace period, then ends them', { timeout: 8000 }, async () => {
+    const backend = await startWsBackend('g');
+    const gw = await startGateway({ sites: [{ name: 'g', hosts: ['g.test'], upstream: backend.url }] });
+    try {
+      const ws = await openWs(gw, 'g.test');
+      let closedAt = 0;
+      ws.on('close', () => (closedAt = performance.now()));
+      const grace = 500;
+      const t0 = performance.now();
+      const closing = gw.close(grace);
+      // Still usable during the grace period...
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal((await roundTrip(ws, 'who')).data.toString(), 'g');
+      // ...and new connections are no longer accepted.
+      await assert.rejects(openWs(gw, 'g.test'));
+      await closing;
+      const closeTook = performance.now() - t0;
+      assert.ok(closeTook >= grace - 20, `close() returned after ${closeTook} ms, before the grace period`);
+      assert.ok(closeTook < grace + 1000, `close() took ${closeTook} ms`);
+      await waitFor(() => closedAt !== 0, 2000, 'the client WebSocket to be closed');
+      assert.ok(closedAt - t0 >= grace - 20, `the WebSocket was closed after ${closedAt - t0} ms, inside the grace period`);
+      assert.equal(gw.gateway.tunnels, 0);
+    } finally {
+      await gw.close(0);
+      await backend.close();
+    }
+  });
+});
