@@ -98,7 +98,9 @@ export function upstreamHeaders(raw: readonly string[], ctx: ForwardContext): Up
       if (lower === 'connection') {
         for (const t of value.split(',')) {
           const token = t.trim().toLowerCase();
-          if (token && token !== 'close' && token !== 'keep-alive' && token !== 'upgrade') (connectionTokens ??= []).push(token);
+          // A client may not use Connection to strip the Host that routing depends on (RFC 9110
+          // §7.6.1 lets proxies drop listed fields, never required ones).
+          if (token && token !== 'close' && token !== 'keep-alive' && token !== 'upgrade' && token !== 'host') (connectionTokens ??= []).push(token);
         }
       } else if (lower === 'transfer-encoding') {
         chunked = true;
@@ -126,8 +128,9 @@ export function upstreamHeaders(raw: readonly string[], ctx: ForwardContext): Up
     'x-real-ip', clientIp,
     'x-forwarded-for', xff === undefined ? ctx.peer : `${xff}, ${ctx.peer}`,
     'x-forwarded-proto', xfProto ?? ctx.proto,
-    'x-forwarded-host', xfHost ?? host,
   );
+  const forwardedHost = xfHost ?? host;
+  if (forwardedHost !== '') out.push('x-forwarded-host', forwardedHost);
   if (ctx.upgrade) out.push('connection', 'upgrade', 'upgrade', 'websocket');
   return { headers: out, host, hostCount, clientIp, contentLength, chunked };
 }

@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
 import { configFromObject } from '../../src/config/load.js';
 import type { AccessEntry } from '../../src/server/access-log.js';
-import { startBackend, startGateway, waitFor, type Backend, type TestGateway } from '../helpers.js';
+import { curl, startBackend, startGateway, waitFor, type Backend, type TestGateway } from '../helpers.js';
 import { RawConn, countBytes, sleep, startBlackhole, waitFound, type Blackhole } from './support.js';
 
 /** What the body backend saw of each request, by URL. */
@@ -45,6 +45,8 @@ describe('limits (defaults, config keys, status, code, access log)', () => {
   let silent: Backend;
   let hole: Blackhole;
   let gw: TestGateway;
+  /** Bytes the body backend received at the TCP level, on any connection. */
+  let bytes: ReturnType<typeof countBytes>;
   const seen = new Map<string, Seen>();
   const parked: ServerResponse[] = [];
 
@@ -62,6 +64,7 @@ describe('limits (defaults, config keys, status, code, access log)', () => {
         if (!s.ended) s.aborted = true;
       });
     });
+    bytes = countBytes(be.server);
     // Accepts requests and never answers.
     silent = await startBackend((_req, res) => void parked.push(res), 'silent');
     hole = await startBlackhole();
@@ -119,7 +122,7 @@ describe('limits (defaults, config keys, status, code, access log)', () => {
     });
 
     it('refuses a Content-Length over the limit with 413 before reading it, closes, and never forwards it', async () => {
-      const bytes = countBytes(be.server);
+      bytes.reset();
       const c = await RawConn.open(gw.port);
       c.write('POST /body-cl HTTP/1.1\r\nHost: small.test\r\nContent-Length: 1001\r\n\r\n');
       const r = await c.response();
@@ -138,6 +141,7 @@ describe('limits (defaults, config keys, status, code, access log)', () => {
     });
 
     it('answers 413 even when the client sends the oversized body right away', async () => {
+      bytes.reset();
       const c = await RawConn.open(gw.port);
       c.write(Buffer.concat([Buffer.from('POST /body-cl-sent HTTP/1.1\r\nHost: small.test\r\nContent-Length: 1500\r\n\r\n'), Buffer.alloc(1500, 120)]));
       const r = await c.response();
@@ -145,6 +149,7 @@ describe('limits (defaults, config keys, status, code, access log)', () => {
       assert.equal(r.headers['x-mpgate-error'], 'MPG_BODY_TOO_LARGE');
       await c.waitClosed(1000);
       assert.equal(seen.has('/body-cl-sent'), false);
+      assert.equal(bytes.bytes, 0, 'nothing reached the backend');
       assert.equal((await entryFor('/body-cl-sent')).code, 'MPG_BODY_TOO_LARGE');
     });
 
@@ -179,6 +184,7 @@ describe('limits (defaults, config keys, status, code, access log)', () => {
     });
 
     it('answers "Expect: 100-continue" with an oversized Content-Length by 413, without 100 Continue', async () => {
+      bytes.reset();
       const c = await RawConn.open(gw.port);
       c.write('POST /expect-big HTTP/1.1\r\nHost: small.test\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n');
       const r = await c.response();
@@ -188,6 +194,7 @@ describe('limits (defaults, config keys, status, code, access log)', () => {
       assert.equal(r.headers['x-mpgate-error'], 'MPG_BODY_TOO_LARGE');
       await c.waitClosed(1000);
       assert.equal(seen.has('/expect-big'), false);
+      assert.equal(bytes.bytes, 0, 'nothing reached the backend');
       const e = await entryFor('/expect-big');
       assert.equal(e.status, 413);
       assert.equal(e.code, 'MPG_BODY_TOO_LARGE');
@@ -204,6 +211,15 @@ describe('limits (defaults, config keys, status, code, access log)', () => {
       assert.equal(r.body, 'got 10');
       c.destroy();
       assert.equal((await entryFor('/expect-ok')).status, 200);
+    });
+
+    it('lets curl upload with "Expect: 100-continue" (what curl sends for larger bodies)', async () => {
+      const r = await curl(['-H', 'Host: big.test', '-H', 'Expect: 100-continue', '--data-binary', 'q'.repeat(3000), `${gw.url}/curl-expect`]);
+      assert.equal(r.status, 200);
+      assert.equal(r.body, 'got 3000');
+      const e = await entryFor('/curl-expect');
+      assert.equal(e.status, 200);
+      assert.equal(e.code, undefined);
     });
 
     it('uses the site maxBodySize over the global one', async () => {
@@ -233,6 +249,9 @@ describe('limits (defaults, config keys, status, code, access log)', () => {
       const r = await request(`${gw.url}/head-ok`, { headers: { host: 'small.test', 'x-big': 'a'.repeat(3000) } });
       assert.equal(r.statusCode, 200);
       await r.body.text();
+      const e = await entryFor('/head-ok');
+      assert.equal(e.status, 200);
+      assert.equal(e.code, undefined);
     });
 
     it('refuses a head over maxHeaderSize with 431 MPG_HEADERS_TOO_LARGE', async () => {
@@ -254,6 +273,7 @@ describe('limits (defaults, config keys, status, code, access log)', () => {
       ok.write(`GET /count-ok HTTP/1.1\r\nHost: small.test\r\n${fields(9)}\r\n`); // 10 fields with Host
       assert.equal((await ok.response()).status, 200);
       ok.destroy();
+      assert.equal((await entryFor('/count-ok')).status, 200);
 
       const c = await RawConn.open(gw.port);
       c.write(`GET /count-over HTTP/1.1\r\nHost: small.test\r\n${fields(10)}\r\n`); // 11 fields

@@ -298,3 +298,17 @@ describe('setField / getField / applyUpstreamHost', () => {
     assert.deepEqual(list, ['Accept', '*/*', 'X-Host', 'h']);
   });
 });
+
+describe('upstreamHeaders: fields routing depends on', () => {
+  it('keeps Host even when the client names it in Connection', () => {
+    const h = upstreamHeaders(['Host', 'a.test', 'Connection', 'host, x-secret', 'X-Secret', 's'], ctx());
+    assert.deepEqual(all(h.headers, 'host'), ['a.test']);
+    assert.deepEqual(all(h.headers, 'x-secret'), []);
+  });
+
+  it('sends no empty X-Forwarded-Host when the client sent no Host (HTTP/1.0)', () => {
+    const h = upstreamHeaders(['Accept', '*/*'], ctx());
+    assert.deepEqual(all(h.headers, 'x-forwarded-host'), []);
+    assert.deepEqual(all(h.headers, 'x-real-ip'), ['203.0.113.7']);
+  });
+});
