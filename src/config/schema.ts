@@ -239,7 +239,18 @@ export type UpstreamDefaults = Config['upstream'];
 
 /** JSON Schema (draft 2020-12) of the file, generated from the schema above. */
 export function configJsonSchema(): Record<string, unknown> {
-  const schema = z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+  const schema = z.toJSONSchema(configSchema, {
+    io: 'input',
+    unrepresentable: 'any',
+    // zod leaves out defaults that sit on a transform (durations, sizes); editors should show them.
+    override: (ctx) => {
+      const def = (ctx.zodSchema as unknown as { _zod: { def: { type: string; defaultValue?: unknown } } })._zod.def;
+      if (def.type === 'default' && ctx.jsonSchema.default === undefined) {
+        const value = typeof def.defaultValue === 'function' ? (def.defaultValue as () => unknown)() : def.defaultValue;
+        if (value !== undefined && typeof value !== 'object') ctx.jsonSchema.default = value;
+      }
+    },
+  }) as Record<string, unknown>;
   return {
     ...schema,
     $id: 'https://mpgate.dev/schema/mpgate.schema.json',
