@@ -160,3 +160,13 @@ export async function closedPort(): Promise<number> {
   await new Promise((r) => s.close(r));
   return port;
 }
+
+/** Port of the first listener, from the CLI's "mpgate started" log line (stderr, JSON). */
+export function startedPort(child: ReturnType<typeof spawnCli>): Promise<number> {
+  return waitFor(() => {
+    for (const line of child.err().split('\n')) {
+      if (line.includes('"mpgate started"')) return Number((JSON.parse(line) as { listen: string[] }).listen[0]!.split(':').pop());
+    }
+    return 0;
+  }, 10_000, 'the gateway to start');
+}

@@ -7,17 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
 import WebSocket from 'ws';
-import { curl, runCli, spawnCli, startBackend, waitFor, ROOT, type Backend } from '../helpers.js';
-
-/** Port from the "mpgate started" log line (stderr, JSON). */
-function startedPort(child: ReturnType<typeof spawnCli>): Promise<number> {
-  return waitFor(() => {
-    for (const line of child.err().split('\n')) {
-      if (line.includes('"mpgate started"')) return Number((JSON.parse(line) as { listen: string[] }).listen[0]!.split(':').pop());
-    }
-    return 0;
-  }, 10_000, 'the gateway to start');
-}
+import { curl, runCli, spawnCli, startBackend, startedPort, waitFor, ROOT, type Backend } from '../helpers.js';
 
 describe('mpgate CLI', () => {
   let dir: string;

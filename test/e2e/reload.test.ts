@@ -9,20 +9,10 @@ import { join } from 'node:path';
 import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
 import { Agent, request } from 'undici';
-import { spawnCli, startBackend, waitFor, type Backend } from '../helpers.js';
+import { spawnCli, startBackend, startedPort, waitFor, type Backend } from '../helpers.js';
 
 function configFor(upstream: string, extra = ''): string {
   return `listen: ["127.0.0.1:0"]\naccessLog: false\nshutdownGrace: 5s\nsites:\n  - name: app\n    hosts: [x.test]\n    upstream: ${upstream}\n${extra}`;
-}
-
-/** Port from the CLI's "mpgate started" log line (stderr, JSON). */
-async function startedPort(child: ReturnType<typeof spawnCli>): Promise<number> {
-  return waitFor(() => {
-    for (const line of child.err().split('\n')) {
-      if (line.includes('"mpgate started"')) return Number((JSON.parse(line) as { listen: string[] }).listen[0]!.split(':').pop());
-    }
-    return 0;
-  }, 10_000, 'the gateway to start');
 }
 
 describe('hot reload under load (CLI process, file watcher and SIGHUP)', () => {
