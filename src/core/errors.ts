@@ -102,6 +102,10 @@ const UPSTREAM_ERRNO: Record<string, ErrorCode> = {
   CERT_NOT_YET_VALID: 'MPG_UPSTREAM_TLS',
   ERR_TLS_CERT_ALTNAME_INVALID: 'MPG_UPSTREAM_TLS',
   EPROTO: 'MPG_UPSTREAM_TLS',
+  // undici refuses to send what it considers an invalid request (a field value node:http let
+  // through): the client's request cannot be forwarded, not the upstream's fault.
+  UND_ERR_INVALID_ARG: 'MPG_BAD_REQUEST',
+  UND_ERR_NOT_SUPPORTED: 'MPG_BAD_REQUEST',
   UND_ERR_ABORTED: 'MPG_CLIENT_GONE',
   UND_ERR_REQ_CONTENT_LENGTH_MISMATCH: 'MPG_CLIENT_GONE',
 };

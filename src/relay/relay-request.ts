@@ -95,15 +95,19 @@ function readJsonBody(body: Readable, limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    body.on('data', (c: Buffer) => {
+    const onData = (c: Buffer): void => {
       size += c.length;
       if (size > limit) {
-        body.destroy();
+        // Stop reading, but do not destroy: destroying the request destroys the client socket
+        // before the 413 can be written. The answer goes out with Connection: close instead.
+        body.off('data', onData);
+        body.pause();
         reject(new GatewayError('MPG_BODY_TOO_LARGE', `JSON body over ${limit} bytes`));
         return;
       }
       chunks.push(c);
-    });
+    };
+    body.on('data', onData);
     body.on('end', () => resolve(Buffer.concat(chunks)));
     body.on('error', reject);
     // A client that leaves mid-body may end the stream with neither 'end' nor 'error'.

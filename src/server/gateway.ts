@@ -187,6 +187,8 @@ export class Gateway {
       // node checks header/request deadlines on this interval (default 30 s, too coarse for 10 s).
       connectionsCheckingInterval: Math.max(250, Math.min(1000, Math.floor(limits.headersTimeout / 4))),
       noDelay: true,
+      // resolve() answers a missing Host itself, with a code and an access-log line.
+      requireHostHeader: false,
     });
     this.#applyServerLimits(server, this.#table.config);
     server.on('request', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res));
@@ -228,7 +230,7 @@ export class Gateway {
     this.#inFlight++;
     if (this.#closing !== undefined) res.shouldKeepAlive = false;
 
-    const r = resolve(table, { url: req.url!, rawHeaders: req.rawHeaders, peer, proto: 'http' });
+    const r = resolve(table, { url: req.url!, rawHeaders: req.rawHeaders, peer, proto: 'http', httpVersion: req.httpVersion });
     if ('error' in r) {
       this.#reject(req, res, r.error, r.site?.name, r.head.host, r.head.clientIp, started);
       return;
@@ -263,7 +265,8 @@ export class Gateway {
 
   #reject(req: IncomingMessage, res: ServerResponse, err: GatewayError, site: string | undefined, host: string, ip: string, started: number, json?: boolean): void {
     // Drop the connection whenever a request body may be left unread.
-    const close = err.code === 'MPG_BODY_TOO_LARGE' || req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
+    // and after a protocol violation (no trust left in how this client frames requests).
+    const close = err.code === 'MPG_BODY_TOO_LARGE' || err.code === 'MPG_BAD_REQUEST' || req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
     sendError(req, res, err, site, close, json);
     this.#requestDone();
     this.#access?.({
@@ -276,23 +279,14 @@ export class Gateway {
     const started = performance.now();
     const peer = req.socket.remoteAddress ?? '';
     socket.on('error', () => socket.destroy());
-    if (this.#closing !== undefined) {
-      sendRawError(socket, new GatewayError('MPG_SHUTTING_DOWN'));
-      return;
-    }
-    if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
-      sendRawError(socket, new GatewayError('MPG_UPGRADE_UNSUPPORTED'));
-      return;
-    }
-    const r = resolve(this.#table, { url: req.url!, rawHeaders: req.rawHeaders, peer, proto: 'http', upgrade: true });
-    if ('error' in r) {
-      sendRawError(socket, r.error, r.site?.name);
-      this.#access?.({
-        host: r.head.host, method: req.method!, path: req.url!, status: r.error.status, bytes: 0, upstream: '',
-        ms: 0, site: r.site?.name ?? '', ip: r.head.clientIp, code: r.error.code,
-      });
-      return;
-    }
+    const refuse = (err: GatewayError, site?: string, host = req.headers.host ?? '') => {
+      sendRawError(socket, err, site);
+      this.#access?.({ host, method: req.method!, path: req.url!, status: err.status, bytes: 0, upstream: '', ms: 0, site: site ?? '', ip: peer, code: err.code });
+    };
+    if (this.#closing !== undefined) return refuse(new GatewayError('MPG_SHUTTING_DOWN'));
+    if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return refuse(new GatewayError('MPG_UPGRADE_UNSUPPORTED'));
+    const r = resolve(this.#table, { url: req.url!, rawHeaders: req.rawHeaders, peer, proto: 'http', upgrade: true, httpVersion: req.httpVersion });
+    if ('error' in r) return refuse(r.error, r.site?.name, r.head.host);
     proxyWebSocket(this.#tunnelHooks, req, socket, head, r.route, r.head.headers, r.path, r.head.host, r.head.clientIp, started);
   }
 

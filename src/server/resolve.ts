@@ -21,6 +21,8 @@ export interface ResolveInput {
   peer: string;
   proto: string;
   upgrade?: boolean;
+  /** "1.1", "1.0": HTTP/1.1 requires a Host field (RFC 9112 §3.2), 1.0 may omit it. */
+  httpVersion?: string;
 }
 
 /** Routes a request head, or throws a GatewayError naming why not (with the site when known). */
@@ -28,6 +30,7 @@ export function resolve(table: RoutingTable, input: ResolveInput): Resolved | { 
   const head = upstreamHeaders(input.rawHeaders, { peer: input.peer, proto: input.proto, trust: table.trust, upgrade: input.upgrade ?? false });
   if (input.rawHeaders.length > table.limits.maxHeaderCount * 2) return { error: new GatewayError('MPG_TOO_MANY_HEADERS'), head };
   if (head.hostCount > 1) return { error: new GatewayError('MPG_DUPLICATE_HOST'), head };
+  if (head.hostCount === 0 && input.httpVersion === '1.1') return { error: new GatewayError('MPG_BAD_REQUEST', 'HTTP/1.1 request without Host'), head };
 
   const site = table.hosts.match(head.host);
   if (site === undefined) return { error: new GatewayError('MPG_NO_SITE'), head };

@@ -104,9 +104,12 @@ describe('framing attacks: 400 and nothing reaches the backend', () => {
     const seenBefore = be.seen.length;
     bytes.reset();
     const c = await RawConn.open(gw.port);
+    const from = gw.access.length;
     c.write('GET /nohost HTTP/1.1\r\n\r\n');
     const r = await c.response();
     assert.equal(r.status, 400);
+    assert.equal(r.headers['x-mpgate-error'], 'MPG_BAD_REQUEST');
+    assert.deepEqual(gw.access.slice(from).map((e) => [e.status, e.code, e.path]), [[400, 'MPG_BAD_REQUEST', '/nohost']]);
     await c.waitClosed(1000);
     assert.equal(be.seen.length, seenBefore);
     assert.equal(bytes.bytes, 0);

@@ -156,7 +156,7 @@ export async function startBlackhole(): Promise<Blackhole> {
   const child: ChildProcess = spawn('python3', ['-c', script], { stdio: ['pipe', 'pipe', 'inherit'] });
   const [line] = (await Promise.race([
     once(child.stdout!, 'data'),
-    once(child, 'error').then(([e]) => Promise.reject(e as Error)),
+    once(child, 'error').then(([e]) => Promise.reject(new Error(`cannot run python3 (apt-get install -y python3; scripts/install-test-deps.sh does it): ${(e as Error).message}`))),
   ])) as [Buffer];
   const port = Number(line.toString().trim());
   // Fill the accept queue: connect until a connect no longer completes.
