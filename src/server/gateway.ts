@@ -264,8 +264,8 @@ export class Gateway {
   }
 
   #reject(req: IncomingMessage, res: ServerResponse, err: GatewayError, site: string | undefined, host: string, ip: string, started: number, json?: boolean): void {
-    // Drop the connection whenever a request body may be left unread.
-    // and after a protocol violation (no trust left in how this client frames requests).
+    // Drop the connection when a request body may be left unread (it must not be parsed as the
+    // next request) and after a protocol violation (how this client frames requests is suspect).
     const close = err.code === 'MPG_BODY_TOO_LARGE' || err.code === 'MPG_BAD_REQUEST' || req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
     sendError(req, res, err, site, close, json);
     this.#requestDone();
