@@ -12,6 +12,7 @@ import { setField, type UpstreamHead } from '../core/headers.js';
 import { HttpExchange, type ExchangeHooks } from '../proxy/http-exchange.js';
 import type { ConnectionState } from '../server/connection.js';
 import type { Route } from '../server/routing-table.js';
+import { takeJsonParam } from './json-param.js';
 import { checkRelayPath, relayTarget } from './relay-target.js';
 
 export interface RelayContext {
@@ -48,30 +49,25 @@ export function relayRequest(ctx: RelayContext): void {
     ctx.reject(new GatewayError('MPG_RELAY_NO_PATH', `give the backend path as ?${relay.policy.param}=path, ${route.path}/path or {"${relay.policy.param}": "path"}`));
     return;
   }
+  // A body announced larger than the JSON-body form reads is refused before any of it is read.
+  if (ctx.head.contentLength !== undefined && Number(ctx.head.contentLength) > relay.maxJsonBody) {
+    ctx.reject(new GatewayError('MPG_BODY_TOO_LARGE', `JSON body over ${relay.maxJsonBody} bytes`));
+    return;
+  }
   readJsonBody(ctx.body, relay.maxJsonBody).then(
     (raw) => {
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(raw.toString('utf8'));
-      } catch {
-        ctx.reject(new GatewayError('MPG_RELAY_NO_PATH', 'the JSON body does not parse'));
+      const taken = takeJsonParam(raw.toString('utf8'), relay.policy.param);
+      if (!taken.ok) {
+        ctx.reject(new GatewayError('MPG_RELAY_NO_PATH', taken.reason));
         return;
       }
-      const param = relay.policy.param;
-      const value = parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as Record<string, unknown>)[param] : undefined;
-      if (typeof value !== 'string') {
-        ctx.reject(new GatewayError('MPG_RELAY_NO_PATH', `the JSON body has no string "${param}"`));
-        return;
-      }
-      const checked = checkRelayPath(relay.policy, value);
+      const checked = checkRelayPath(relay.policy, taken.value);
       if (!checked.ok) {
         refuse(ctx, checked.reason);
         return;
       }
-      // The backend gets the body minus the path parameter, still JSON (never form fields).
-      const rest = { ...(parsed as Record<string, unknown>) };
-      delete rest[param];
-      const body = Buffer.from(JSON.stringify(rest));
+      // The backend gets the body minus the path member, still JSON, every other byte unchanged.
+      const body = Buffer.from(taken.rest);
       setField(ctx.head.headers, 'content-length', String(body.length));
       const query = req.url!.indexOf('?');
       forward(ctx, query === -1 ? checked.path : checked.path + req.url!.slice(query), body);
