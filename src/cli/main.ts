@@ -3,6 +3,7 @@
  * mpgate command line. Each command lives in its own module; this file only dispatches and turns
  * usage errors into a message and exit code 2.
  */
+import { runOcr } from '../ocr/cli-ocr.js';
 import { runCheck } from './check.js';
 import { runSchema } from './schema.js';
 import { runServe } from './serve.js';
@@ -16,6 +17,7 @@ Commands:
   serve     Run the gateway (no options: a demo on 127.0.0.1:8080)
   check     Validate a config file and exit (0 valid, 1 invalid)
   schema    Print the JSON Schema of the config file
+  ocr       Read the text in image files with the offline engine (WeChat's answer format with --json)
   version   Print the version
 
 Run "mpgate <command> --help" for a command's options.
@@ -25,6 +27,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   serve: runServe,
   check: runCheck,
   schema: runSchema,
+  ocr: runOcr,
   version: async () => {
     process.stdout.write(`${VERSION}\n`);
     return 0;

@@ -15,6 +15,7 @@ Runs the gateway. Three ways to give it routes:
   mpgate serve --config mpgate.yaml
   mpgate serve --listen 127.0.0.1:8080 --route a.test=http://127.0.0.1:8000 [--route ...]
   mpgate serve --listen 127.0.0.1:8080 --relay relay.test=https://backend.example
+  mpgate serve --listen 127.0.0.1:8080 --ocr ocr.test
   mpgate serve                       (no routes: built-in demo on 127.0.0.1:8080)
 
 Options:
@@ -23,6 +24,7 @@ Options:
   -r, --route HOST=URL     proxy HOST to URL (repeatable; the same HOST twice = round-robin)
       --relay HOST=URL     relay on HOST to the backend URL: /relay?method=path, /relay/path,
                            {"method":"path"} JSON bodies and the seed's /get.php ... URLs
+      --ocr HOST           the OCR service at http://HOST/wxocr (offline engine, WeChat's format)
       --default-site NAME  site that answers unknown hosts (default: 404)
       --access-log PATH    access log: "-" stdout (default), a file, or "off"
       --log-level LEVEL    fatal, error, warn, info (default), debug, trace
@@ -38,6 +40,7 @@ export async function runServe(argv: string[]): Promise<number> {
     listen: { type: 'string', short: 'l', multiple: true },
     route: { type: 'string', short: 'r', multiple: true },
     relay: { type: 'string', multiple: true },
+    ocr: { type: 'string', multiple: true },
     'default-site': { type: 'string' },
     'access-log': { type: 'string' },
     'log-level': { type: 'string' },
@@ -45,7 +48,8 @@ export async function runServe(argv: string[]): Promise<number> {
   if (!parsed) return 0;
   const v = parsed.values;
   const file = v.config ? resolvePath(v.config) : undefined;
-  if (file && (v.route?.length || v.relay?.length)) throw new UsageError('give either --config or --route/--relay, not both');
+  const flagRoutes = Boolean(v.route?.length || v.relay?.length || v.ocr?.length);
+  if (file && flagRoutes) throw new UsageError('give either --config or --route/--relay/--ocr, not both');
 
   const overrides = (cfg: ConfigInput): ConfigInput => ({
     ...cfg,
@@ -60,8 +64,8 @@ export async function runServe(argv: string[]): Promise<number> {
     if (file) {
       const fromFile = await loadConfig(file);
       config = hasOverrides(v) ? configFromObject(overrides(fromFile as unknown as ConfigInput), file) : fromFile;
-    } else if (v.route?.length || v.relay?.length) {
-      config = configFromObject(overrides(configFromFlags({ listen: v.listen ?? [], routes: v.route ?? [], relays: v.relay ?? [], defaultSite: v['default-site'] })), '--route');
+    } else if (flagRoutes) {
+      config = configFromObject(overrides(configFromFlags({ listen: v.listen ?? [], routes: v.route ?? [], relays: v.relay ?? [], ocr: v.ocr ?? [], defaultSite: v['default-site'] })), 'flags');
     } else {
       demo = await startDemoBackend();
       config = configFromObject(overrides(demoConfig(demo.port)), 'demo');
@@ -158,6 +162,8 @@ function demoConfig(backendPort: number): ConfigInput {
           { path: '/', upstream: backend },
           // The demo backend stands in for the un-filed server the relay reaches.
           { path: '/relay', relay: { upstream: backend, phpCompat: true } },
+          // The first seed's OCR service, where its camera page uploads to.
+          { path: '/wxocr', ocr: {} },
         ],
       },
     ],
@@ -174,6 +180,7 @@ function printDemoBanner(port: number): void {
     [`curl '${base}/relay/api/items?x=1'`, 'relay, path form: the same'],
     [`curl '${base}/get.php?method=api/items&x=1'`, "the seed's relay URL, unchanged"],
     [`curl '${base}/relay?method=../etc/passwd'`, 'an escape attempt: 400 MPG_RELAY_BAD_PATH'],
+    [`curl -F image=@photo.jpg ${base}/wxocr`, "OCR, WeChat's answer format (offline engine)"],
   ];
   const width = Math.max(...tries.map(([c]) => c.length)) + 2;
   process.stdout.write([

@@ -2,6 +2,7 @@
  * The no-file one-liner, like Caddy's `reverse-proxy`:
  *   mpgate serve --listen 127.0.0.1:8080 --route a.test=http://127.0.0.1:8000 --route b.test=...
  *   mpgate serve --listen 127.0.0.1:8080 --relay relay.test=https://backend.example
+ *   mpgate serve --listen 127.0.0.1:8080 --ocr ocr.test
  * Builds the same config object a file would, so it goes through the same validation.
  */
 import type { ConfigInput } from './schema.js';
@@ -10,6 +11,8 @@ export interface FlagInput {
   listen: string[];
   routes: string[];
   relays?: string[];
+  /** Hosts that get the OCR service at /wxocr. */
+  ocr?: string[];
   defaultSite?: string | undefined;
   trustedProxies?: string[];
 }
@@ -37,7 +40,8 @@ export function configFromFlags(flags: FlagInput): ConfigInput {
     if (relays.has(host)) throw new FlagError(`--relay: ${host} is given twice; a host has one relay`);
     relays.set(host, url);
   }
-  const hosts = [...new Set([...proxies.keys(), ...relays.keys()])];
+  const ocrHosts = new Set((flags.ocr ?? []).map((h) => h.trim()).filter(Boolean));
+  const hosts = [...new Set([...proxies.keys(), ...relays.keys(), ...ocrHosts])];
   return {
     listen: flags.listen.length ? flags.listen : ['127.0.0.1:8080'],
     ...(flags.defaultSite ? { defaultSite: flags.defaultSite } : {}),
@@ -45,9 +49,13 @@ export function configFromFlags(flags: FlagInput): ConfigInput {
     sites: hosts.map((host): SiteInput => {
       const urls = proxies.get(host);
       const relay = relays.get(host);
-      if (relay === undefined) return { hosts: [host], upstream: urls!.length === 1 ? urls![0]! : urls! };
-      // A relay host: /relay, /relay/... and the seed's .php URLs, plus the --route upstream (if any) for the rest.
-      const routes: RouteInput[] = [{ path: '/relay', relay: { upstream: relay, phpCompat: true } }];
+      if (relay === undefined && !ocrHosts.has(host)) return { hosts: [host], upstream: urls!.length === 1 ? urls![0]! : urls! };
+      const routes: RouteInput[] = [];
+      // A relay host: /relay, /relay/... and the seed's .php URLs.
+      if (relay !== undefined) routes.push({ path: '/relay', relay: { upstream: relay, phpCompat: true } });
+      // The first seed's OCR service, where its page uploads to.
+      if (ocrHosts.has(host)) routes.push({ path: '/wxocr', ocr: {} });
+      // The --route upstream (if any) takes the rest.
       if (urls) routes.push({ path: '/', upstream: urls.length === 1 ? urls[0]! : urls });
       return { hosts: [host], routes };
     }),

@@ -106,6 +106,19 @@ export const relaySchema = z
   })
   .describe('Relay to an un-filed backend: /relay?method=api/x, /relay/api/x, or {"method":"api/x"} in a JSON body.');
 
+const engineName = z.enum(['local', 'wechat']);
+
+/** The first seed's `/wxocr`: photo in, WeChat's printed-text OCR answer out. */
+export const ocrRouteSchema = z
+  .strictObject({
+    engine: engineName.default('local').describe('"local": offline PP-OCR on this server\'s CPU; "wechat": WeChat\'s cloud cv/ocr/comm (needs ocr.wechat).'),
+    fallback: engineName.optional().describe('Engine tried when the first fails for a reason that is not the image (busy, timeout, quota, outage).'),
+    fields: z.array(z.string().min(1)).min(1).default(['image', 'img']).describe('Multipart field names read for the image (the seed uses "image", WeChat\'s API "img").'),
+    maxFileSize: size('Largest image file accepted; larger gets errcode 101002.').default(10 * 1024 * 1024),
+    score: z.boolean().default(false).describe('Add each line\'s confidence (0–1) as "score".'),
+  })
+  .describe('OCR service in WeChat\'s format: POST a photo (multipart field "image", or a raw image/* body).');
+
 export const routeSchema = z
   .strictObject({
     path: z
@@ -115,11 +128,12 @@ export const routeSchema = z
       .describe('Path prefix this route serves; the longest matching prefix wins.'),
     ...proxyFields,
     relay: relaySchema.optional(),
+    ocr: ocrRouteSchema.optional(),
   })
   .superRefine((route, ctx) => {
-    const kinds = [route.upstream !== undefined && 'upstream', route.relay !== undefined && 'relay'].filter(Boolean);
+    const kinds = [route.upstream !== undefined && 'upstream', route.relay !== undefined && 'relay', route.ocr !== undefined && 'ocr'].filter(Boolean);
     if (kinds.length === 0) {
-      ctx.addIssue({ code: 'custom', path: ['upstream'], message: 'a route needs an upstream (e.g. upstream: http://127.0.0.1:8000) or a relay' });
+      ctx.addIssue({ code: 'custom', path: ['upstream'], message: 'a route needs an upstream (e.g. upstream: http://127.0.0.1:8000), a relay or an ocr service' });
     } else if (kinds.length > 1) {
       ctx.addIssue({ code: 'custom', path: [kinds[1] as string], message: `a route is either ${kinds.join(' or ')}, not both` });
     }
@@ -172,6 +186,25 @@ const upstreamDefaultsSchema = z
   })
   .describe('How mpgate talks to upstreams.');
 
+const ocrEngineSchema = z
+  .strictObject({
+    workers: z.number().int().min(1).max(64).optional().describe('OCR worker threads (default: one per CPU core). Each holds its own models (~350 MiB). Restart to change.'),
+    queue: z.number().int().min(0).max(10_000).default(16).describe('Requests waiting for a worker; beyond this the answer is errcode -1 "busy".'),
+    timeout: duration('Longest one recognition may take; then errcode 101901.').default(30_000),
+    maxPixels: z.number().int().min(1).default(40_000_000).describe('Images with more pixels are refused before decoding (decompression bombs); errcode 101002.'),
+    detMaxSide: z.number().int().min(320).max(4096).default(960).describe('Detection input: the longer side is scaled down to this.'),
+    wechat: z
+      .strictObject({
+        appid: z.string().min(1).describe('Mini-program AppID.'),
+        secret: z.string().min(1).optional().describe('AppSecret. Prefer secretEnv so it stays out of the file.'),
+        secretEnv: z.string().min(1).optional().describe('Name of the environment variable holding the AppSecret.'),
+        baseUrl: upstreamUrl.default('https://api.weixin.qq.com').describe('WeChat API base URL (tests point it at a local server).'),
+      })
+      .optional()
+      .describe('WeChat cloud OCR (engine: wechat): access_token is fetched with stable_token, cached and refreshed by mpgate.'),
+  })
+  .describe('The OCR engines shared by every ocr route.');
+
 const accessLogSchema = z
   .union([
     z.boolean(),
@@ -207,6 +240,7 @@ export const configSchema = z
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info').describe('Level of the operational log.'),
     watch: z.boolean().default(true).describe('Reload when the config file changes (SIGHUP always reloads).'),
     sites: z.array(siteSchema).default([]).describe('The sites, matched by Host like nginx server_name.'),
+    ocr: ocrEngineSchema.prefault({}),
   })
   .superRefine((cfg, ctx) => {
     const names = new Map<string, number>();
@@ -222,6 +256,16 @@ export const configSchema = z
         hosts.set(key, i);
       });
     });
+    cfg.sites.forEach((site, i) => site.routes?.forEach((r, j) => {
+      for (const key of ['engine', 'fallback'] as const) {
+        if (r.ocr?.[key] === 'wechat' && cfg.ocr.wechat === undefined) {
+          ctx.addIssue({ code: 'custom', path: ['sites', i, 'routes', j, 'ocr', key], message: 'the wechat engine needs ocr.wechat (appid and secret or secretEnv) at the top level' });
+        }
+      }
+    }));
+    if (cfg.ocr.wechat && cfg.ocr.wechat.secret === undefined && cfg.ocr.wechat.secretEnv === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['ocr', 'wechat'], message: 'give the AppSecret as secretEnv (an environment variable name) or secret' });
+    }
     if (cfg.defaultSite !== undefined && !names.has(cfg.defaultSite)) {
       ctx.addIssue({ code: 'custom', path: ['defaultSite'], message: `no site is named "${cfg.defaultSite}"; known: ${[...names.keys()].join(', ') || '(none)'}` });
     }
@@ -235,6 +279,8 @@ export type SiteConfig = Config['sites'][number];
 export type RouteConfig = NonNullable<SiteConfig['routes']>[number];
 export type Limits = Config['limits'];
 export type RelayConfig = NonNullable<RouteConfig['relay']>;
+export type OcrRouteConfig = NonNullable<RouteConfig['ocr']>;
+export type OcrEngineConfig = Config['ocr'];
 export type UpstreamDefaults = Config['upstream'];
 
 /** JSON Schema (draft 2020-12) of the file, generated from the schema above. */

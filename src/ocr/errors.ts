@@ -4,7 +4,7 @@
  *
  * errcode table. WeChat's own code is used where its documented meaning covers the failure, so a
  * mini-program written against `cv/ocr/comm` handles it unchanged; the rest are mpgate's own, in a
- * block (101901–101904) next to WeChat's OCR family 101000–101003 and outside every code it documents.
+ * block (101901–101907) next to WeChat's OCR family 101000–101003 and outside every code it documents.
  *
  * | code                 | errcode | errmsg                        | source                                    |
  * |----------------------|---------|-------------------------------|-------------------------------------------|
@@ -16,8 +16,16 @@
  * | OCR_WORKER_CRASHED   |  101902 | ocr worker crashed            | mpgate                                    |
  * | OCR_CLOSED           |  101903 | ocr service is shutting down  | mpgate                                    |
  * | OCR_ENGINE_FAILED    |  101904 | ocr engine failed             | mpgate (model load or inference failure)  |
+ * | OCR_IMAGE_TOO_LARGE  |  101002 | image too large               | WeChat cv/ocr/comm: file over 2 MB (checked before upload) |
+ * | OCR_BAD_IMAGE_URL    |  101000 | invalid image url             | WeChat OCR "invalid image url" (passed through) |
+ * | OCR_QUOTA            |  101003 | quota used up                 | WeChat OCR "quota used up" (passed through) |
+ * | OCR_UPSTREAM_FAILED  |  101905 | ocr upstream failed           | mpgate (WeChat unreachable, bad answer, unknown errcode) |
+ * | OCR_UPSTREAM_AUTH    |  101906 | ocr upstream refused our credentials | mpgate (appid/secret/token refused by WeChat) |
+ * | OCR_TOO_MANY_FILES   |  101907 | one image per request         | mpgate (/wxocr upload with two files)     |
+ * | OCR_METHOD           |   43002 | require POST method           | WeChat global code (answered with HTTP 405) |
  *
- * OCR_BUSY, OCR_TIMEOUT, OCR_WORKER_CRASHED and OCR_CLOSED are worth a retry; the image errors are not.
+ * OCR_BUSY, OCR_TIMEOUT, OCR_WORKER_CRASHED, OCR_CLOSED and OCR_UPSTREAM_FAILED are worth a retry;
+ * the image errors, OCR_QUOTA and OCR_UPSTREAM_AUTH are not.
  */
 
 export interface OcrErrorSpec {
@@ -37,6 +45,13 @@ export const OCR_ERRORS = {
   OCR_WORKER_CRASHED: { errcode: 101902, errmsg: 'ocr worker crashed', retryable: true },
   OCR_CLOSED: { errcode: 101903, errmsg: 'ocr service is shutting down', retryable: true },
   OCR_ENGINE_FAILED: { errcode: 101904, errmsg: 'ocr engine failed', retryable: false },
+  OCR_IMAGE_TOO_LARGE: { errcode: 101002, errmsg: 'image too large', retryable: false },
+  OCR_BAD_IMAGE_URL: { errcode: 101000, errmsg: 'invalid image url', retryable: false },
+  OCR_QUOTA: { errcode: 101003, errmsg: 'quota used up', retryable: false },
+  OCR_UPSTREAM_FAILED: { errcode: 101905, errmsg: 'ocr upstream failed', retryable: true },
+  OCR_UPSTREAM_AUTH: { errcode: 101906, errmsg: 'ocr upstream refused our credentials', retryable: false },
+  OCR_TOO_MANY_FILES: { errcode: 101907, errmsg: 'one image per request', retryable: false },
+  OCR_METHOD: { errcode: 43002, errmsg: 'require POST method', retryable: false },
 } as const satisfies Record<string, OcrErrorSpec>;
 
 export type OcrErrorCode = keyof typeof OCR_ERRORS;

@@ -19,6 +19,9 @@ import { UpstreamPools } from '../proxy/upstream-pool.js';
 import { proxyWebSocket, type TunnelHooks } from '../proxy/websocket.js';
 import type { AccessEntry } from './logging.js';
 import { ConnectionState } from './connection.js';
+import { enginesNeeded, provideEngines } from '../ocr/ocr-engines.js';
+import { ocrRequest } from '../ocr/ocr-request.js';
+import { OcrService } from '../ocr/ocr-service.js';
 import { relayRequest } from '../relay/relay-request.js';
 import { resolve } from './resolve.js';
 import { sendError, sendRawError } from './respond.js';
@@ -42,6 +45,7 @@ export interface ReloadResult {
 export class Gateway {
   #table: RoutingTable;
   readonly #pools = new UpstreamPools();
+  readonly #ocr = new OcrService();
   readonly #servers: http.Server[] = [];
   readonly #tunnels = new Map<Duplex, Socket>();
   readonly #log: Logger;
@@ -81,6 +85,9 @@ export class Gateway {
   static async start(config: Config, opts: GatewayOptions): Promise<Gateway> {
     const gw = new Gateway(config, opts);
     try {
+      // OCR models load before the first request can arrive (and a load failure stops the start).
+      provideEngines(gw.#ocr, config, opts.log);
+      for (const name of enginesNeeded(config)) await gw.#ocr.ready(name);
       for (const addr of config.listen) await gw.#listen(addr);
     } catch (err) {
       await gw.close(0);
@@ -113,6 +120,7 @@ export class Gateway {
   reload(config: Config): ReloadResult {
     const old = this.#table.config;
     const next = new RoutingTable(config, this.#pools);
+    provideEngines(this.#ocr, config, this.#log);
     this.#table = next;
     this.#pools.retainOnly(next.poolKeys, Math.max(config.shutdownGrace, config.upstream.responseTimeout));
     this.#applyLiveLimits(config);
@@ -157,6 +165,7 @@ export class Gateway {
     await Promise.all(closed);
     if (late) await this.#pools.destroy();
     else await this.#pools.close();
+    await this.#ocr.close();
   }
 
   #maybeDrained(): void {
@@ -236,6 +245,22 @@ export class Gateway {
       return;
     }
     const { route, head } = r;
+
+    // OCR routes read the upload themselves: their limits answer in WeChat's format (HTTP 200 +
+    // errcode), which the seed's page can show, where a 413 would leave it waiting.
+    if (route.ocr !== undefined) {
+      ocrRequest({
+        req, res, options: route.ocr, service: this.#ocr,
+        done: (status, code, bytes) => {
+          this.#requestDone();
+          this.#access?.({
+            host: head.host, method: req.method!, path: req.url!, status, bytes, upstream: '',
+            ms: Math.round((performance.now() - started) * 100) / 100, site: route.site.name, ip: head.clientIp, code,
+          });
+        },
+      });
+      return;
+    }
 
     // Body limit: refuse an announced oversize body before reading any of it (and before
     // "100 Continue" goes out); count a chunked one as it streams.

@@ -4,7 +4,8 @@
  */
 import type { Pool } from 'undici';
 import { readFileSync } from 'node:fs';
-import type { Config, Limits, RelayConfig, RouteConfig, SiteConfig, UpstreamDefaults } from '../config/schema.js';
+import type { Config, Limits, OcrRouteConfig, RelayConfig, RouteConfig, SiteConfig, UpstreamDefaults } from '../config/schema.js';
+import type { OcrRouteOptions } from '../ocr/ocr-request.js';
 import { ConfigError } from '../core/errors.js';
 import type { RelayPolicy } from '../relay/relay-target.js';
 import { RoundRobin, type UpstreamHealth } from '../core/balancer.js';
@@ -32,6 +33,8 @@ export interface Route {
   readonly upstreams: RoundRobin<Upstream>;
   /** Set on relay routes: how the backend path is taken from the request. */
   readonly relay: RelayRuntime | undefined;
+  /** Set on OCR routes (`/wxocr`): answered here, no upstream. */
+  readonly ocr: OcrRouteOptions | undefined;
 }
 
 export interface RelayRuntime {
@@ -103,7 +106,10 @@ function compileSite(sc: SiteConfig, config: Config, pools: UpstreamPools, keys:
     routes: [],
   };
   for (const rc of routeConfigs.sort((a, b) => b.path.length - a.path.length)) {
-    site.routes.push(Object.freeze(rc.relay ? compileRelayRoute(site, rc, rc.relay, config, pools, keys) : compileProxyRoute(site, rc, config, pools, keys)));
+    const route = rc.relay ? compileRelayRoute(site, rc, rc.relay, config, pools, keys)
+      : rc.ocr ? compileOcrRoute(site, rc, rc.ocr)
+      : compileProxyRoute(site, rc, config, pools, keys);
+    site.routes.push(Object.freeze(route));
   }
   Object.freeze(site.routes);
   return Object.freeze(site);
@@ -131,6 +137,20 @@ function compileProxyRoute(site: Site, rc: RouteConfig, config: Config, pools: U
     extraHeaders: extra.length ? extra : undefined,
     upstreams: new RoundRobin(upstreams),
     relay: undefined,
+    ocr: undefined,
+  };
+}
+
+function compileOcrRoute(site: Site, rc: RouteConfig, ocr: OcrRouteConfig): Route {
+  return {
+    site,
+    path: rc.path,
+    stripPrefix: false,
+    preserveHost: true,
+    extraHeaders: undefined,
+    upstreams: new RoundRobin([]),
+    relay: undefined,
+    ocr: Object.freeze({ engine: ocr.engine, fallback: ocr.fallback, fields: ocr.fields, maxFileSize: ocr.maxFileSize, score: ocr.score }),
   };
 }
 
@@ -170,5 +190,6 @@ function compileRelayRoute(site: Site, rc: RouteConfig, relay: RelayConfig, conf
       maxJsonBody: relay.maxJsonBody,
       attachment: rc.path === '/getDownImg.php',
     },
+    ocr: undefined,
   };
 }
