@@ -41,13 +41,30 @@ function levenshtein(a, b) {
   return prev[y.length];
 }
 
-// 1. Cold start and latency, one worker.
-const events = [];
+// 1. Throughput, peak RSS and event-loop delay with N workers (first, so RSS is this pool's alone).
+const workers = Number(values.workers);
+const jobs = Number(values.jobs);
+let peak = process.memoryUsage().rss;
+const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
+const pool = await OcrPool.start({ workers, engine, maxQueue: jobs });
+const loop = monitorEventLoopDelay({ resolution: 5 });
+loop.enable();
 let t = performance.now();
+await Promise.all(Array.from({ length: jobs }, (_, i) => pool.recognize(images[i % images.length].data)));
+const wall = performance.now() - t;
+loop.disable();
+clearInterval(sampler);
+peak = Math.max(peak, process.memoryUsage().rss);
+console.log(`${workers} workers, ${jobs} jobs over all fixtures: ${(jobs / (wall / 1000)).toFixed(2)} images/s; peak RSS ${(peak / 2 ** 20).toFixed(0)} MB (maxRSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB); main event-loop delay max ${(loop.max / 1e6).toFixed(1)} ms, p99 ${(loop.percentile(99) / 1e6).toFixed(1)} ms`);
+await pool.close();
+
+// 2. Cold start and latency, one worker.
+const events = [];
+t = performance.now();
 const one = await OcrPool.start({ workers: 1, engine, onEvent: (e) => events.push(e) });
 const startMs = performance.now() - t;
 const ready = events.find((e) => e.type === 'ready');
-console.log(`cold start, 1 worker: ${startMs.toFixed(0)} ms until ready (in the worker: load ${ready.loadMs.toFixed(0)} ms + warm-up ${ready.warmupMs.toFixed(0)} ms)`);
+console.log(`\ncold start, 1 worker: ${startMs.toFixed(0)} ms until ready (in the worker: load ${ready.loadMs.toFixed(0)} ms + warm-up ${ready.warmupMs.toFixed(0)} ms)`);
 
 let errors = 0, chars = 0, errorsNoSpace = 0, charsNoSpace = 0;
 console.log(`\nper image, 1 worker, median of ${values.runs} runs:`);
@@ -70,20 +87,3 @@ for (const img of images) {
 }
 console.log(`CER: ${((100 * errorsNoSpace) / charsNoSpace).toFixed(2)} % ignoring spaces (${errorsNoSpace}/${charsNoSpace}), ${((100 * errors) / chars).toFixed(2)} % with spaces (${errors}/${chars})`);
 await one.close();
-
-// 2. Throughput, peak RSS and event-loop delay with N workers.
-const workers = Number(values.workers);
-const jobs = Number(values.jobs);
-let peak = process.memoryUsage().rss;
-const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
-const pool = await OcrPool.start({ workers, engine, maxQueue: jobs });
-const loop = monitorEventLoopDelay({ resolution: 5 });
-loop.enable();
-t = performance.now();
-await Promise.all(Array.from({ length: jobs }, (_, i) => pool.recognize(images[i % images.length].data)));
-const wall = performance.now() - t;
-loop.disable();
-clearInterval(sampler);
-peak = Math.max(peak, process.memoryUsage().rss);
-console.log(`\n${workers} workers, ${jobs} jobs over all fixtures: ${(jobs / (wall / 1000)).toFixed(2)} images/s; peak RSS ${(peak / 2 ** 20).toFixed(0)} MB (maxRSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB); main event-loop delay max ${(loop.max / 1e6).toFixed(1)} ms, p99 ${(loop.percentile(99) / 1e6).toFixed(1)} ms`);
-await pool.close();

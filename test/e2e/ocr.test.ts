@@ -188,9 +188,10 @@ describe('/wxocr: the seed\'s OCR service (offline engine, WeChat\'s answer form
     h.disable();
     for (const a of answers) assert.equal(a.json.errcode, 0);
     const maxMs = h.max / 1e6;
-    // Decoding the upload and JSON are the only main-thread work; a stall of this size would
-    // mean inference had moved onto it (240-360 ms per image, ocr.md).
-    assert.ok(maxMs < 100, `longest event-loop stall ${maxMs.toFixed(1)} ms`);
+    // Decoding the upload and JSON are the only main-thread work. Inference on this thread would
+    // stall it 240-360 ms per image (ocr.md); the bound leaves room for a loaded machine, where
+    // other processes alone were seen to cause ~100 ms (the bench measures the real figure).
+    assert.ok(maxMs < 200, `longest event-loop stall ${maxMs.toFixed(1)} ms`);
   });
 
   it('logs each OCR request with its outcome', () => {
