@@ -5,6 +5,7 @@ set -euo pipefail
 need=()
 command -v curl >/dev/null || need+=(curl)
 command -v python3 >/dev/null || need+=(python3) # test/e2e/support.ts: a listener that never accepts
+[[ -x /usr/bin/chromium ]] || need+=(chromium) # test/e2e/ocr-page.test.ts: the /ocr page in headless Chromium (playwright-core)
 if ((${#need[@]})); then
   if [[ $(id -u) -ne 0 ]]; then
     echo "tests need: ${need[*]} — install with: sudo apt-get install -y ${need[*]}" >&2

@@ -1,9 +1,14 @@
 /**
  * The demo upstream `npm start` runs when no config is given: an echo service that shows what a
- * backend behind mpgate receives (Host kept, X-Real-IP, X-Forwarded-*), plus a WebSocket echo.
+ * backend behind mpgate receives (Host kept, X-Real-IP, X-Forwarded-*), plus a WebSocket echo, and
+ * the page at `GET /ocr` for trying the OCR service in a browser (it posts to `/wxocr` on the same
+ * origin, which the gateway answers itself).
  */
 import http from 'node:http';
 import { WebSocketServer } from 'ws';
+import { OCR_PAGE_CSP, OCR_PAGE_HTML } from './ocr-page.js';
+
+const OCR_PAGE = Buffer.from(OCR_PAGE_HTML);
 
 export interface DemoBackend {
   port: number;
@@ -12,6 +17,20 @@ export interface DemoBackend {
 
 export async function startDemoBackend(): Promise<DemoBackend> {
   const server = http.createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if ((path === '/ocr' || path === '/ocr/') && (req.method === 'GET' || req.method === 'HEAD')) {
+      req.resume();
+      res.writeHead(200, {
+        'content-type': 'text/html; charset=utf-8',
+        'content-length': OCR_PAGE.length,
+        'content-security-policy': OCR_PAGE_CSP,
+        'x-content-type-options': 'nosniff',
+        'referrer-policy': 'no-referrer',
+        'cache-control': 'no-cache',
+      });
+      res.end(req.method === 'HEAD' ? undefined : OCR_PAGE);
+      return;
+    }
     let size = 0;
     req.on('data', (c: Buffer) => (size += c.length));
     req.on('end', () => {
