@@ -6,9 +6,9 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { OcrError } from './errors.js';
 import type { EngineName, OcrEngineLike, OcrService } from './ocr-service.js';
-import { WechatOcrEngine } from './wechat-engine.js';
-import { AccessTokenManager } from './wechat-token.js';
-import { OcrPool } from './worker-pool.js';
+
+// The engines are imported when a route needs them: the local one loads sharp (libvips and its
+// threads) and onnxruntime, which a gateway without OCR routes should not carry.
 
 /** The engines named by any route's `engine` or `fallback`. */
 export function enginesNeeded(config: Config): Set<EngineName> {
@@ -34,6 +34,7 @@ export function provideEngines(service: OcrService, config: Config, log: Logger)
 
 async function startLocal(config: Config, log: Logger): Promise<OcrEngineLike> {
   const started = Date.now();
+  const { OcrPool } = await import('./worker-pool.js');
   const pool = await OcrPool.start({
     ...(config.ocr.workers !== undefined ? { workers: config.ocr.workers } : {}),
     maxQueue: config.ocr.queue,
@@ -55,6 +56,7 @@ async function startWechat(config: Config): Promise<OcrEngineLike> {
   if (w === undefined) throw new OcrError('OCR_UPSTREAM_AUTH', 'ocr.wechat is not configured');
   const secret = w.secret ?? (w.secretEnv ? process.env[w.secretEnv] : undefined);
   if (!secret) throw new OcrError('OCR_UPSTREAM_AUTH', `the AppSecret is missing: set the environment variable ${w.secretEnv ?? '(secretEnv)'}`);
+  const [{ AccessTokenManager }, { WechatOcrEngine }] = await Promise.all([import('./wechat-token.js'), import('./wechat-engine.js')]);
   const tokens = new AccessTokenManager({ appid: w.appid, secret, baseUrl: w.baseUrl });
   const engine = new WechatOcrEngine({ tokens, baseUrl: w.baseUrl, timeout: Math.min(config.ocr.timeout, 15_000) });
   return {
