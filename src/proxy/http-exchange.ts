@@ -12,7 +12,7 @@ import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { classifyError, GatewayError, isConnectFailure } from '../core/errors.js';
 import { applyUpstreamHost, downstreamHeaders, setField, type ResponseMeta } from '../core/headers.js';
-import type { AccessEntry } from '../server/access-log.js';
+import { elapsedMs, type AccessEntry } from '../server/access-log.js';
 import type { ConnectionState, ConnectionUser } from '../server/connection.js';
 import { sendError, wantsJson } from '../server/respond.js';
 import type { Route, Upstream } from '../server/routing-table.js';
@@ -180,7 +180,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler, ConnectionUser 
       status: this.#clientGone && !res.headersSent ? this.#goneStatus : res.statusCode,
       bytes: this.#bytes,
       upstream: this.#upstream?.origin ?? '',
-      ms: Math.round((performance.now() - this.started) * 100) / 100,
+      ms: elapsedMs(this.started),
       site: this.route.site.name,
       ip: this.clientIp,
       code: this.#code,

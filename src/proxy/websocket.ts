@@ -10,6 +10,7 @@ import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { classifyError, GatewayError, isConnectFailure } from '../core/errors.js';
 import { applyUpstreamHost } from '../core/headers.js';
+import { elapsedMs } from '../server/access-log.js';
 import type { AccessEntry } from '../server/logging.js';
 import { sendRawError } from '../server/respond.js';
 import type { Route, Upstream } from '../server/routing-table.js';
@@ -40,7 +41,7 @@ export function proxyWebSocket(
   const log = (status: number, code?: string, bytes = 0) =>
     hooks.access?.({
       host, method: req.method!, path: req.url!, status, bytes, upstream: upstream?.origin ?? '',
-      ms: Math.round((performance.now() - started) * 100) / 100, site: route.site.name, ip: clientIp,
+      ms: elapsedMs(started), site: route.site.name, ip: clientIp,
       ...(code ? { code } : {}),
     });
   if (upstream === undefined) {

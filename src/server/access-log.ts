@@ -28,6 +28,11 @@ export interface AccessEntry {
   code?: string | undefined;
 }
 
+/** Milliseconds since `started` (a performance.now() value), to 0.01 ms, for the `ms` field. */
+export function elapsedMs(started: number): number {
+  return Math.round((performance.now() - started) * 100) / 100;
+}
+
 const BUFFER_SIZE = 64 * 1024;
 const FLUSH_MS = 100;
 const NEEDS_ESCAPE = /["\\\u0000-\u001f\u007f-\uffff]/;

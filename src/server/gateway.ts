@@ -17,6 +17,7 @@ import { HttpExchange, type ExchangeHooks } from '../proxy/http-exchange.js';
 import { BodyLimit } from '../proxy/body-limit.js';
 import { UpstreamPools } from '../proxy/upstream-pool.js';
 import { proxyWebSocket, type TunnelHooks } from '../proxy/websocket.js';
+import { elapsedMs } from './access-log.js';
 import type { AccessEntry } from './logging.js';
 import { ConnectionState } from './connection.js';
 import { enginesNeeded, provideEngines } from '../ocr/ocr-engines.js';
@@ -255,7 +256,7 @@ export class Gateway {
           this.#requestDone();
           this.#access?.({
             host: head.host, method: req.method!, path: req.url!, status, bytes, upstream: '',
-            ms: Math.round((performance.now() - started) * 100) / 100, site: route.site.name, ip: head.clientIp, code,
+            ms: elapsedMs(started), site: route.site.name, ip: head.clientIp, code,
           });
         },
       });
@@ -296,7 +297,7 @@ export class Gateway {
     this.#requestDone();
     this.#access?.({
       host, method: req.method!, path: req.url!, status: err.status, bytes: 0, upstream: '',
-      ms: Math.round((performance.now() - started) * 100) / 100, site: site ?? '', ip, code: err.code,
+      ms: elapsedMs(started), site: site ?? '', ip, code: err.code,
     });
   }
 
