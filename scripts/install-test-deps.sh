@@ -5,6 +5,7 @@ set -euo pipefail
 need=()
 command -v curl >/dev/null || need+=(curl)
 command -v python3 >/dev/null || need+=(python3) # test/e2e/support.ts: a listener that never accepts
+command -v openssl >/dev/null || need+=(openssl) # test/e2e/relay.test.ts: a private CA for the HTTPS backend
 [[ -x /usr/bin/chromium ]] || need+=(chromium) # test/e2e/ocr-page.test.ts: the /ocr page in headless Chromium (playwright-core)
 if ((${#need[@]})); then
   if [[ $(id -u) -ne 0 ]]; then
