@@ -7,6 +7,7 @@ command -v curl >/dev/null || need+=(curl)
 command -v python3 >/dev/null || need+=(python3) # test/e2e/support.ts: a listener that never accepts
 command -v openssl >/dev/null || need+=(openssl) # test/e2e/relay.test.ts: a private CA for the HTTPS backend
 [[ -x /usr/bin/chromium ]] || need+=(chromium) # test/e2e/ocr-page.test.ts: the /ocr page in headless Chromium (playwright-core)
+[[ -x /usr/sbin/nginx ]] || need+=(nginx) # test/e2e/nginx-*.test.ts: nginx -t and a live nginx on the exported config
 if ((${#need[@]})); then
   if [[ $(id -u) -ne 0 ]]; then
     echo "tests need: ${need[*]} — install with: sudo apt-get install -y ${need[*]}" >&2

@@ -3,10 +3,6 @@
  * mpgate command line. Each command lives in its own module; this file only dispatches and turns
  * usage errors into a message and exit code 2.
  */
-import { runOcr } from '../ocr/cli-ocr.js';
-import { runCheck } from './check.js';
-import { runSchema } from './schema.js';
-import { runServe } from './serve.js';
 import { UsageError, VERSION } from './usage.js';
 
 const HELP = `mpgate ${VERSION} — the server side of a WeChat mini-program in one program
@@ -18,16 +14,24 @@ Commands:
   check     Validate a config file and exit (0 valid, 1 invalid)
   schema    Print the JSON Schema of the config file
   ocr       Read the text in image files with the offline engine (WeChat's answer format with --json)
+  cert      Local CA and certificates for trying HTTPS (cert dev), or list certificate files (cert list)
+  doctor    Check an https:// server the way WeChat will (TLS versions, chain, name, expiry, h2, wss)
+  nginx     Import nginx server blocks as mpgate config (nginx import FILE), or export the nginx equivalent
   version   Print the version
 
 Run "mpgate <command> --help" for a command's options.
 `;
 
+// Each command is imported when it runs: `ocr` loads sharp and onnxruntime, `serve` the gateway,
+// and none of that should slow down `mpgate check` or `--help`.
 const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
-  serve: runServe,
-  check: runCheck,
-  schema: runSchema,
-  ocr: runOcr,
+  serve: async (argv) => (await import('./serve.js')).runServe(argv),
+  check: async (argv) => (await import('./check.js')).runCheck(argv),
+  schema: async (argv) => (await import('./schema.js')).runSchema(argv),
+  ocr: async (argv) => (await import('../ocr/cli-ocr.js')).runOcr(argv),
+  cert: async (argv) => (await import('./cert.js')).runCert(argv),
+  doctor: async (argv) => (await import('./doctor.js')).runDoctorCommand(argv),
+  nginx: async (argv) => (await import('./nginx.js')).runNginx(argv),
   version: async () => {
     process.stdout.write(`${VERSION}\n`);
     return 0;
