@@ -192,7 +192,7 @@ const ocrEngineSchema = z
     queue: z.number().int().min(0).max(10_000).default(16).describe('Requests waiting for a worker; beyond this the answer is errcode -1 "busy".'),
     timeout: duration('Longest one recognition may take; then errcode 101901.').default(30_000),
     maxPixels: z.number().int().min(1).default(40_000_000).describe('Images with more pixels are refused before decoding (decompression bombs); errcode 101002.'),
-    detMaxSide: z.number().int().min(320).max(4096).default(960).describe('Detection input: the longer side is scaled down to this.'),
+    detMaxSide: z.number().int().min(320).max(4096).default(736).describe('Detection input: the longer side is scaled down to this. 736 reads a 1280×960 photo in ~210 ms; 960 catches smaller text (12 px on a 1280 px page) at ~300 ms.'),
     wechat: z
       .strictObject({
         appid: z.string().min(1).describe('Mini-program AppID.'),

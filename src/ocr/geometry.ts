@@ -82,11 +82,20 @@ export function quadSize(q: Quad): { width: number; height: number } {
  *
  * A box's vertical extent is taken between the midpoints of its top and bottom edges, not from its
  * axis-aligned bounds: on a slightly tilted page a long line's bounds grow by the tilt and would
- * swallow the next line.
+ * swallow the next line. And on a tilted page "top to bottom, left to right" is measured along the
+ * page's own axes (pageTilt), so the two ends of a receipt line stay one line.
  */
 export function readingOrder<T>(items: readonly T[], quadOf: (item: T) => Quad, minOverlap = 0.5): T[] {
-  const boxes = items.map((item) => {
-    const q = quadOf(item);
+  const quads = items.map(quadOf);
+  // On a tilted page (a photo taken at an angle) the two ends of one line sit at different heights:
+  // at 5° a receipt's price 600 px right of its item is 50 px higher, more than a line. So the
+  // boxes are first turned back by the page's tilt, the median slope of its long boxes.
+  const tilt = pageTilt(quads);
+  const cos = Math.cos(-tilt);
+  const sin = Math.sin(-tilt);
+  const turn = (p: Point): Point => (tilt === 0 ? p : { x: p.x * cos - p.y * sin, y: p.x * sin + p.y * cos });
+  const boxes = items.map((item, i) => {
+    const q = quads[i]!.map(turn) as unknown as Quad;
     const top = (q[0].y + q[1].y) / 2;
     const bottom = (q[3].y + q[2].y) / 2;
     return { item, top, bottom, mid: (top + bottom) / 2, left: Math.min(q[0].x, q[3].x) };
@@ -118,6 +127,30 @@ export function readingOrder<T>(items: readonly T[], quadOf: (item: T) => Quad, 
 }
 
 /**
+ * The tilt of a page in radians (positive: lines fall to the right, y down), from its boxes: the
+ * length-weighted median slope of the top edges of boxes at least three times wider than tall
+ * (short boxes' slopes are mostly noise). 0 when there are none, or when the tilt is under 1°, so
+ * the reading order of upright pages does not depend on rounding.
+ */
+export function pageTilt(quads: readonly Quad[]): number {
+  const slopes: { angle: number; weight: number }[] = [];
+  for (const q of quads) {
+    const { width, height } = quadSize(q);
+    if (width < 3 * height) continue;
+    slopes.push({ angle: Math.atan2(q[1].y - q[0].y, q[1].x - q[0].x), weight: width });
+  }
+  if (slopes.length === 0) return 0;
+  slopes.sort((a, b) => a.angle - b.angle);
+  const half = slopes.reduce((s, x) => s + x.weight, 0) / 2;
+  let acc = 0;
+  for (const s of slopes) {
+    acc += s.weight;
+    if (acc >= half) return Math.abs(s.angle) < Math.PI / 180 ? 0 : s.angle;
+  }
+  return 0;
+}
+
+/**
  * The corners to read a box from. A box at least `tallRatio` times taller than wide is taken as text
  * running downwards and is turned a quarter anticlockwise, as PaddleOCR does (np.rot90): the new
  * left_top is the old right_top. Relabelling the corners is the whole rotation; the crop then samples
@@ -144,46 +177,58 @@ export function cropQuad(img: RgbImage, q: Quad, width: number, height: number):
   const { width: qw, height: qh } = quadSize(q);
   const k = Math.min(4, Math.max(1, Math.ceil(Math.max(qw / width, qh / height) - 1e-9)));
   const src = img.data;
+  const stride = img.width;
   const maxX = img.width - 1;
   const maxY = img.height - 1;
-  const acc = [0, 0, 0];
   const inv = 1 / (k * k);
+  // Sums of the k×k samples of one output row, per channel.
+  const acc = new Float64Array(width * 3);
   for (let v = 0; v < height; v++) {
-    for (let u = 0; u < width; u++) {
-      acc[0] = acc[1] = acc[2] = 0;
-      for (let sy = 0; sy < k; sy++) {
-        const t = (v + (sy + 0.5) / k) / height;
+    acc.fill(0);
+    for (let sy = 0; sy < k; sy++) {
+      const t = (v + (sy + 0.5) / k) / height;
+      // On the bilinear patch a row of constant t is the segment from the left edge (a→d) to the
+      // right edge (b→c): x and y are linear in s along it.
+      const lx = (1 - t) * a.x + t * d.x - 0.5;
+      const ly = (1 - t) * a.y + t * d.y - 0.5;
+      const rx = (1 - t) * b.x + t * c.x - 0.5;
+      const ry = (1 - t) * b.y + t * c.y - 0.5;
+      for (let u = 0; u < width; u++) {
+        let r = 0, g = 0, bl = 0;
         for (let sx = 0; sx < k; sx++) {
           const s = (u + (sx + 0.5) / k) / width;
-          // Bilinear patch: top edge a→b, bottom edge d→c.
-          const px = (1 - t) * ((1 - s) * a.x + s * b.x) + t * ((1 - s) * d.x + s * c.x) - 0.5;
-          const py = (1 - t) * ((1 - s) * a.y + s * b.y) + t * ((1 - s) * d.y + s * c.y) - 0.5;
+          const px = lx + s * (rx - lx);
+          const py = ly + s * (ry - ly);
           const x = px < 0 ? 0 : px > maxX ? maxX : px;
           const y = py < 0 ? 0 : py > maxY ? maxY : py;
-          const x0 = Math.floor(x);
-          const y0 = Math.floor(y);
-          const x1 = x0 < maxX ? x0 + 1 : x0;
-          const y1 = y0 < maxY ? y0 + 1 : y0;
+          const x0 = x | 0;
+          const y0 = y | 0;
+          const dx = x0 < maxX ? 3 : 0;
+          const dy = y0 < maxY ? stride * 3 : 0;
           const fx = x - x0;
           const fy = y - y0;
-          const i00 = (y0 * img.width + x0) * 3;
-          const i01 = (y0 * img.width + x1) * 3;
-          const i10 = (y1 * img.width + x0) * 3;
-          const i11 = (y1 * img.width + x1) * 3;
-          for (let ch = 0; ch < 3; ch++) {
-            const top = src[i00 + ch]! + (src[i01 + ch]! - src[i00 + ch]!) * fx;
-            const bot = src[i10 + ch]! + (src[i11 + ch]! - src[i10 + ch]!) * fx;
-            acc[ch]! += top + (bot - top) * fy;
-          }
+          const i00 = (y0 * stride + x0) * 3;
+          const i10 = i00 + dy;
+          r += bilinear(src, i00, i00 + dx, i10, i10 + dx, fx, fy);
+          g += bilinear(src, i00 + 1, i00 + dx + 1, i10 + 1, i10 + dx + 1, fx, fy);
+          bl += bilinear(src, i00 + 2, i00 + dx + 2, i10 + 2, i10 + dx + 2, fx, fy);
         }
+        acc[u * 3]! += r;
+        acc[u * 3 + 1]! += g;
+        acc[u * 3 + 2]! += bl;
       }
-      const o = (v * width + u) * 3;
-      out[o] = Math.round(acc[0]! * inv);
-      out[o + 1] = Math.round(acc[1]! * inv);
-      out[o + 2] = Math.round(acc[2]! * inv);
     }
+    const row = v * width * 3;
+    for (let i = 0; i < width * 3; i++) out[row + i] = Math.round(acc[i]! * inv);
   }
   return { data: out, width, height };
+}
+
+/** Bilinear interpolation between four samples (indices into `src`). */
+function bilinear(src: Uint8Array, i00: number, i01: number, i10: number, i11: number, fx: number, fy: number): number {
+  const top = src[i00]! + (src[i01]! - src[i00]!) * fx;
+  const bot = src[i10]! + (src[i11]! - src[i10]!) * fx;
+  return top + (bot - top) * fy;
 }
 
 export interface StripOptions {

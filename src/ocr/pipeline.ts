@@ -11,14 +11,16 @@
  * kept: it is what the weights expect).
  */
 import { readFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ort from 'onnxruntime-node';
 import sharp, { type Metadata } from 'sharp';
-import { ctcGreedyDecode, parseDictionary, type Dictionary } from './ctc.js';
+import { ctcGreedyDecodeChars, parseDictionary, spacedText, type Dictionary } from './ctc.js';
 import { dbPostprocess, type DbOptions } from './db-postprocess.js';
 import { OcrError } from './errors.js';
 import { cropTextStrip, readingOrder, type Point, type Quad, type RgbImage } from './geometry.js';
+import { rewriteOnnxModel } from './onnx-rewrite.js';
 
 export interface OcrModelPaths {
   /** Detection model (DBNet), ONNX. */
@@ -46,9 +48,25 @@ export function defaultModelPaths(): OcrModelPaths {
 export interface OcrEngineOptions {
   /** Model files; missing entries come from defaultModelPaths(). */
   models?: Partial<OcrModelPaths>;
-  /** Threads per inference. 1: on 2 cores, two one-thread workers beat one two-thread worker. */
+  /**
+   * Threads per inference. Default 2 (1 on a one-core machine), with onnxruntime's spin-waiting off.
+   * Measured on 2 cores, benchmark set, detMaxSide 736: with one request at a time the median image
+   * took 301–322 ms on one thread and 218–226 ms on two; with both workers saturated, 2 × 2 threads
+   * gave 5.4–5.6 images/s against 6.1–6.6 for 2 × 1. A gateway mostly sees one photo at a time, so
+   * the latency wins. Spinning must stay off: with it, 2 × 2 threads fell to 3.5 images/s, each
+   * worker's idle thread burning the core the other worker needs. (One worker with two threads
+   * against two one-thread workers, ocr.md pitfall 2: 3.0 against 4.3 images/s; the pool keeps one
+   * worker per core.)
+   */
   intraOpNumThreads?: number;
-  /** Detection input: the longer side is scaled down to this (never up), then both sides to multiples of 32. */
+  /**
+   * Detection input: the longer side is scaled down to this (never up), then both sides to multiples
+   * of 32. Default 736 (PaddleOCR's is 960). On the benchmark set (1280×960, text 22–120 px) 640, 736,
+   * 800 and 960 read equally well (CER within a few characters of 5,000), while detection took 67,
+   * 89 and 197 ms at 640, 736 and 960 (median, one thread); a line of 12 px text on a 1280 px image
+   * (0.9 % of the longer side) was read at 736 and 960 but not at 640. So text smaller than about
+   * 1 % of a photo's longer side needs a larger value; everything else only gets slower.
+   */
   detMaxSide?: number;
   /** Images with more pixels (width × height, from the header) are refused before decoding. */
   maxPixels?: number;
@@ -57,8 +75,11 @@ export interface OcrEngineOptions {
   /**
    * Text strips recognised per inference (strips of similar width are grouped, padded to the widest).
    * Default 1: with one intra-op thread a batch costs more than its strips one by one (measured on
-   * this 2-core machine: page image 926–987 ms CPU at 1, 1100–1163 ms at 6). ocr.md pitfall 7 saw
-   * batching win when every strip was padded to PaddleOCR's 320 px; strips are not padded here.
+   * this 2-core machine: page image 926–987 ms CPU at 1, 1100–1163 ms at 6; re-measured with the
+   * rewritten models on the benchmark set: recognition 188 ms median per image at 1, 241 ms at 6).
+   * One inference costs ~0.5 ms plus ~0.045 ms per strip column, so there is little per-run overhead
+   * for batching to save, and padding costs columns. ocr.md pitfall 7 saw batching win when every
+   * strip was padded to PaddleOCR's 320 px; strips are not padded here.
    */
   recBatchSize?: number;
   /** Lines read with a lower confidence are dropped (PaddleOCR's drop_score). */
@@ -73,17 +94,30 @@ export interface OcrEngineOptions {
   angleCls?: boolean;
   /** DBNet post-processing thresholds; the engine's unclipRatio default is 2.0 (see ENGINE_DB_DEFAULTS). */
   db?: DbOptions;
+  /**
+   * Rewrite the models' graphs at load into equivalent ones onnxruntime runs faster (onnx-rewrite.ts:
+   * recognition about 2×, detection about 1.5× on one thread; outputs equal to ~1e-6). A model the
+   * rewriter cannot read is loaded as it is.
+   */
+  optimizeModels?: boolean;
+  /**
+   * Add the spaces between words, and between Chinese and Latin text, that the recogniser leaves out
+   * (ocr.md pitfall 5), where the strip's ink shows a gap (ctc.ts spacedText).
+   */
+  wordSpaces?: boolean;
 }
 
 export const ENGINE_DEFAULTS = Object.freeze({
-  intraOpNumThreads: 1,
-  detMaxSide: 960,
+  intraOpNumThreads: Math.min(2, availableParallelism()),
+  detMaxSide: 736,
   maxPixels: 40_000_000,
   maxWorkSide: 4096,
   recBatchSize: 1,
   minScore: 0.5,
   warmup: true,
   angleCls: false,
+  optimizeModels: true,
+  wordSpaces: true,
 });
 
 /**
@@ -146,7 +180,13 @@ const RASTER_FORMATS = new Set(['jpeg', 'png', 'webp', 'gif', 'tiff', 'heif', 'a
 
 const DET_MEAN = [0.485, 0.456, 0.406] as const;
 const DET_STD = [0.229, 0.224, 0.225] as const;
+/** (v / 255 - mean[c]) / std[c] for every byte v, tensor channel c at 256 × c: a lookup instead of a division per value. */
+const DET_LUT = Float32Array.from({ length: 768 }, (_, i) => ((i & 255) / 255 - DET_MEAN[i >> 8]!) / DET_STD[i >> 8]!);
+/** v / 127.5 - 1 for every byte v: the recogniser's normalisation (and the classifier's). */
+const REC_LUT = Float32Array.from({ length: 256 }, (_, v) => v / 127.5 - 1);
 const REC_HEIGHT = 48;
+/** Largest detMaxSide at which the detector gets onnxruntime's memory arena (see load()). */
+const DET_ARENA_MAX_SIDE = 800;
 /**
  * Narrowest recognition input. PaddleOCR pads every batch to 320 px (rec_image_shape 3,48,320); that
  * costs a short strip up to 5 times its own width, and reading single characters, digits and short
@@ -177,7 +217,7 @@ export class OcrEngine {
   /**
    * Loads the models (once per engine; sessions are reused for every image) and warms them up.
    * @throws OcrError OCR_ENGINE_FAILED when a file is missing or the models do not match the dictionary
-   * @example const engine = await OcrEngine.load({ detMaxSide: 960 });
+   * @example const engine = await OcrEngine.load({ detMaxSide: 960 }); // small text in big photos
    */
   static async load(options: OcrEngineOptions = {}, onProgress?: (stage: LoadStage) => void): Promise<OcrEngine> {
     const { models, db, ...rest } = options;
@@ -189,23 +229,38 @@ export class OcrEngine {
       interOpNumThreads: 1,
       executionMode: 'sequential',
       graphOptimizationLevel: 'all',
+      // Idle intra-op threads sleep instead of spinning (see intraOpNumThreads).
+      extra: { session: { intra_op: { allow_spinning: '0' } } },
       // ORT's arena keeps the high-water mark of every input shape seen; without it peak RSS with two
-      // workers measured ~90 MB lower (795 → 705 MB) at the same speed.
+      // workers measured ~90 MB lower (795 → 705 MB) at the same speed. The detector is the exception
+      // (detSessionOptions).
       enableCpuMemArena: false,
     };
+    // The detector's intermediate tensors are tens of MB each; allocating them fresh on every run
+    // (mmap, page faults, munmap) cost a fifth of its time: 100 → 80 ms per 736×544 input with the
+    // arena. But the arena keeps its high-water mark, which grows with the input: peak RSS with two
+    // workers on the benchmark set was 659 MB with it at detMaxSide 736 (800: 667), and at 960 it
+    // was 859 MB against 689 without. So it is used up to DET_ARENA_MAX_SIDE only.
+    const detSessionOptions = { ...sessionOptions, enableCpuMemArena: opts.detMaxSide <= DET_ARENA_MAX_SIDE };
     let det: ort.InferenceSession | undefined;
     let rec: ort.InferenceSession | undefined;
     let cls: ort.InferenceSession | undefined;
     try {
       onProgress?.('dictionary');
       const dict = parseDictionary(await readFile(paths.dict, 'utf8'));
+      const session = async (path: string, options = sessionOptions) => {
+        if (!opts.optimizeModels) return ort.InferenceSession.create(path, options);
+        const optimized = await optimizedModel(path);
+        // A rewritten graph onnxruntime refuses (a model unlike PP-OCR's) falls back to the file as it is.
+        return ort.InferenceSession.create(optimized, options).catch(() => ort.InferenceSession.create(path, options));
+      };
       onProgress?.('detection model');
-      det = await ort.InferenceSession.create(paths.det, sessionOptions);
+      det = await session(paths.det, detSessionOptions);
       onProgress?.('recognition model');
-      rec = await ort.InferenceSession.create(paths.rec, sessionOptions);
+      rec = await session(paths.rec);
       if (opts.angleCls) {
         onProgress?.('direction model');
-        cls = await ort.InferenceSession.create(paths.cls, sessionOptions);
+        cls = await session(paths.cls);
       }
       const classes = rec.outputMetadata[0];
       const lastDim = classes && classes.isTensor ? classes.shape[classes.shape.length - 1] : undefined;
@@ -290,9 +345,11 @@ export class OcrEngine {
       .toBuffer();
     const plane = w * h;
     const input = new Float32Array(3 * plane);
-    for (let i = 0; i < plane; i++) {
-      // Tensor channel c holds B, G, R (c = 0, 1, 2), i.e. RGB channel 2 - c.
-      for (let c = 0; c < 3; c++) input[c * plane + i] = (resized[i * 3 + 2 - c]! / 255 - DET_MEAN[c]!) / DET_STD[c]!;
+    // Tensor channel c holds B, G, R (c = 0, 1, 2), i.e. RGB channel 2 - c; values through DET_LUT.
+    for (let i = 0, j = 0; i < plane; i++, j += 3) {
+      input[i] = DET_LUT[resized[j + 2]!]!;
+      input[plane + i] = DET_LUT[256 + resized[j + 1]!]!;
+      input[2 * plane + i] = DET_LUT[512 + resized[j]!]!;
     }
     const out = await this.#det.run({ [this.#det.inputNames[0]!]: new ort.Tensor('float32', input, [1, 3, h, w]) });
     const prob = out[this.#det.outputNames[0]!]!;
@@ -316,10 +373,13 @@ export class OcrEngine {
       members.forEach((idx, b) => {
         const s = strips[idx]!;
         for (let y = 0; y < s.height; y++) {
-          for (let x = 0; x < s.width; x++) {
-            const src = (y * s.width + x) * 3;
-            const dst = b * 3 * plane + y * width + x;
-            for (let c = 0; c < 3; c++) input[dst + c * plane] = s.data[src + 2 - c]! / 127.5 - 1;
+          let src = y * s.width * 3;
+          let dst = b * 3 * plane + y * width;
+          for (let x = 0; x < s.width; x++, src += 3, dst++) {
+            // Channels B, G, R, each x / 127.5 - 1 (REC_LUT).
+            input[dst] = REC_LUT[s.data[src + 2]!]!;
+            input[dst + plane] = REC_LUT[s.data[src + 1]!]!;
+            input[dst + 2 * plane] = REC_LUT[s.data[src]!]!;
           }
         }
       });
@@ -327,7 +387,10 @@ export class OcrEngine {
       const probs = out[this.#rec.outputNames[0]!]!;
       const [, steps, classes] = probs.dims as number[];
       members.forEach((idx, b) => {
-        results[idx] = ctcGreedyDecode(probs.data as Float32Array, steps!, classes!, this.#dict, b * steps! * classes!);
+        const chars = ctcGreedyDecodeChars(probs.data as Float32Array, steps!, classes!, this.#dict, b * steps! * classes!);
+        const text = this.#opts.wordSpaces ? spacedText(chars, strips[idx]!, width / steps!) : chars.map((c) => c.char).join('');
+        // PaddleOCR's score: the mean of the kept characters' probabilities (as ctcGreedyDecode).
+        results[idx] = { text, score: chars.length === 0 ? 0 : chars.reduce((sum, c) => sum + c.prob, 0) / chars.length };
       });
     }
     return results;
@@ -350,7 +413,7 @@ export class OcrEngine {
         for (let y = 0; y < s.height; y++) {
           for (let x = 0; x < s.width; x++) {
             const src = (y * s.width + x) * 3;
-            for (let c = 0; c < 3; c++) input[b * 3 * plane + c * plane + y * CLS_WIDTH + x] = s.data[src + 2 - c]! / 127.5 - 1;
+            for (let c = 0; c < 3; c++) input[b * 3 * plane + c * plane + y * CLS_WIDTH + x] = REC_LUT[s.data[src + 2 - c]!]!;
           }
         }
       });
@@ -380,6 +443,17 @@ export class OcrEngine {
     const blank = { data: new Uint8Array(REC_MIN_WIDTH * REC_HEIGHT * 3).fill(255), width: REC_MIN_WIDTH, height: REC_HEIGHT };
     await this.#recognizeStrips(strips.length > 0 ? strips : [blank]);
     if (this.#cls) await this.#uprightStrips(img, boxes, strips);
+  }
+}
+
+/** The model file's graph rewritten for speed (onnx-rewrite.ts), or its bytes as they are if that fails. */
+async function optimizedModel(path: string): Promise<Uint8Array> {
+  const bytes = await readFile(path);
+  try {
+    return rewriteOnnxModel(bytes).model;
+  } catch {
+    // Not a graph the rewriter understands: onnxruntime gets the original, which is only slower.
+    return bytes;
   }
 }
 

@@ -1,9 +1,10 @@
 /**
  * A pool of OCR worker threads, so the gateway's event loop never runs an inference.
  *
- * - One worker per core by default, each with its own one-thread ONNX sessions (on 2 cores, two
- *   one-thread workers give 4.3 images/s against 3.0 for one two-thread worker: docs reference
- *   ocr.md pitfall 2). A worker runs one job at a time.
+ * - One worker per core by default, each with its own ONNX sessions (on 2 cores, two one-thread
+ *   workers give 4.3 images/s against 3.0 for one two-thread worker: docs reference ocr.md pitfall
+ *   2). A worker runs one job at a time; its inference uses two threads that sleep when idle, so a
+ *   lone job gets both cores and concurrent jobs share them (pipeline.ts intraOpNumThreads).
  * - Jobs wait in a bounded queue; when it is full `recognize` rejects at once with OCR_BUSY
  *   (errcode -1, WeChat's "system busy"), so overload costs the caller nothing.
  * - Every job has a deadline counted from submission. A job that misses it while queued is dropped;
