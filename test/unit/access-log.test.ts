@@ -100,8 +100,10 @@ describe('AccessLog', () => {
   const dir = mkdtempSync(join(tmpdir(), 'mpgate-access-'));
   after(() => rmSync(dir, { recursive: true, force: true }));
 
+  /** Complete lines only: while queued writes are still landing, the file may end mid-line. */
   function readLines(file: string): Record<string, unknown>[] {
-    return readFileSync(file, 'latin1').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const text = readFileSync(file, 'latin1');
+    return text.slice(0, text.lastIndexOf('\n') + 1).split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>);
   }
 
   it('writes the entries, in order, by close()', () => {
