@@ -7,6 +7,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import busboy from 'busboy';
+import { readLimited } from '../proxy/body-limit.js';
 import { OcrError, type OcrErrorCode } from './errors.js';
 import { ocrMessage, pickLang, type Lang } from './messages.js';
 import type { EngineName, OcrService } from './ocr-service.js';
@@ -88,24 +89,13 @@ export function readImage(req: IncomingMessage, options: OcrRouteOptions): Promi
   return Promise.reject(new OcrError('OCR_NO_IMAGE', `content-type "${type || '(none)'}" carries no image`));
 }
 
-function readRaw(req: IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (c: Buffer) => {
-      size += c.length;
-      if (size > limit) {
-        req.off('data', onData);
-        req.pause();
-        reject(new OcrError('OCR_IMAGE_TOO_LARGE'));
-        return;
-      }
-      chunks.push(c);
-    };
-    req.on('data', onData);
-    req.on('end', () => (size === 0 ? reject(new OcrError('OCR_NO_IMAGE', 'empty body')) : resolve(Buffer.concat(chunks))));
-    req.on('error', (err) => reject(new OcrError('OCR_NO_IMAGE', 'upload interrupted', { cause: err })));
+async function readRaw(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const body = await readLimited(req, limit, {
+    tooLarge: () => new OcrError('OCR_IMAGE_TOO_LARGE'),
+    broken: (cause) => new OcrError('OCR_NO_IMAGE', 'upload interrupted', { cause }),
   });
+  if (body.length === 0) throw new OcrError('OCR_NO_IMAGE', 'empty body');
+  return body;
 }
 
 function readMultipart(req: IncomingMessage, options: OcrRouteOptions): Promise<Buffer> {

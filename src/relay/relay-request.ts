@@ -9,6 +9,7 @@ import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { GatewayError } from '../core/errors.js';
 import { setField, type UpstreamHead } from '../core/headers.js';
+import { readLimited } from '../proxy/body-limit.js';
 import { HttpExchange, type ExchangeHooks } from '../proxy/http-exchange.js';
 import type { ConnectionState } from '../server/connection.js';
 import type { Route } from '../server/routing-table.js';
@@ -54,7 +55,10 @@ export function relayRequest(ctx: RelayContext): void {
     ctx.reject(new GatewayError('MPG_BODY_TOO_LARGE', `JSON body over ${relay.maxJsonBody} bytes`));
     return;
   }
-  readJsonBody(ctx.body, relay.maxJsonBody).then(
+  readLimited(ctx.body, relay.maxJsonBody, {
+    tooLarge: () => new GatewayError('MPG_BODY_TOO_LARGE', `JSON body over ${relay.maxJsonBody} bytes`),
+    broken: (cause) => new GatewayError('MPG_CLIENT_GONE', undefined, { cause }),
+  }).then(
     (raw) => {
       const taken = takeJsonParam(raw.toString('utf8'), relay.policy.param);
       if (!taken.ok) {
@@ -72,7 +76,7 @@ export function relayRequest(ctx: RelayContext): void {
       const query = req.url!.indexOf('?');
       forward(ctx, query === -1 ? checked.path : checked.path + req.url!.slice(query), body);
     },
-    (err: unknown) => ctx.reject(err instanceof GatewayError ? err : new GatewayError('MPG_CLIENT_GONE', undefined, { cause: err })),
+    (err: GatewayError) => ctx.reject(err),
   );
 }
 
@@ -84,29 +88,4 @@ function refuse(ctx: RelayContext, reason: string): void {
   // Refusals are logged: they are what an escape or SSRF attempt looks like.
   ctx.log.warn({ site: ctx.route.site.name, ip: ctx.head.clientIp, url: ctx.req.url, reason }, 'relay path refused');
   ctx.reject(new GatewayError('MPG_RELAY_BAD_PATH', reason));
-}
-
-/** Reads a whole (small) body; more than `limit` bytes is a 413. */
-function readJsonBody(body: Readable, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (c: Buffer): void => {
-      size += c.length;
-      if (size > limit) {
-        // Stop reading, but do not destroy: destroying the request destroys the client socket
-        // before the 413 can be written. The answer goes out with Connection: close instead.
-        body.off('data', onData);
-        body.pause();
-        reject(new GatewayError('MPG_BODY_TOO_LARGE', `JSON body over ${limit} bytes`));
-        return;
-      }
-      chunks.push(c);
-    };
-    body.on('data', onData);
-    body.on('end', () => resolve(Buffer.concat(chunks)));
-    body.on('error', reject);
-    // A client that leaves mid-body may end the stream with neither 'end' nor 'error'.
-    body.on('close', () => reject(new GatewayError('MPG_CLIENT_GONE')));
-  });
 }

@@ -7,8 +7,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { crc32, deflateSync } from 'node:zlib';
 import sharp from 'sharp';
-import { OCR_ERRORS, OcrError, type OcrErrorCode } from '../../src/ocr/errors.js';
 import { decodeImage, defaultModelPaths, detInputSize, OcrEngine, recBatches, rotate180, type OcrItem } from '../../src/ocr/pipeline.js';
+import { rejectsWith } from '../support/ocr-asserts.js';
 
 const FIXTURES = new URL('../../../test/fixtures/ocr/', import.meta.url);
 
@@ -50,17 +50,6 @@ function assertAround(found: Box, ink: Box, label: string): void {
   const msg = `${label}: box ${JSON.stringify(found)} vs ink ${JSON.stringify(ink)}`;
   assert.ok(found.left <= ink.left + 3 && found.top <= ink.top + 3 && found.right >= ink.right - 3 && found.bottom >= ink.bottom - 3, `${msg} (cuts the ink)`);
   assert.ok(found.left >= ink.left - slack && found.top >= ink.top - slack && found.right <= ink.right + slack && found.bottom <= ink.bottom + slack, `${msg} (too loose)`);
-}
-
-async function rejectsWith(p: Promise<unknown>, code: OcrErrorCode): Promise<OcrError> {
-  const err = await p.then(
-    () => assert.fail(`expected ${code}`),
-    (e: unknown) => e,
-  );
-  assert.ok(err instanceof OcrError, `not an OcrError: ${String(err)}`);
-  assert.equal(err.code, code, err.message);
-  assert.equal(err.errcode, OCR_ERRORS[code].errcode);
-  return err;
 }
 
 /** A valid PNG header claiming `width`×`height` RGB, followed by a tiny compressed body. */

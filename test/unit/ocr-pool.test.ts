@@ -6,23 +6,13 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { after, before, describe, it } from 'node:test';
-import { OcrError, type OcrErrorCode } from '../../src/ocr/errors.js';
 import type { OcrEngineOptions } from '../../src/ocr/pipeline.js';
 import { OcrPool, type OcrPoolEvent, type OcrPoolOptions } from '../../src/ocr/worker-pool.js';
+import { rejectsWith } from '../support/ocr-asserts.js';
 
 const FIXTURES = new URL('../../../test/fixtures/ocr/', import.meta.url);
 const fixture = (file: string) => readFileSync(new URL(file, FIXTURES));
 const STUB = new URL('stub-worker.mjs', FIXTURES);
-
-async function rejectsWith(p: Promise<unknown>, code: OcrErrorCode): Promise<OcrError> {
-  const err = await p.then(
-    () => assert.fail(`expected ${code}`),
-    (e: unknown) => e,
-  );
-  assert.ok(err instanceof OcrError, `not an OcrError: ${String(err)}`);
-  assert.equal(err.code, code, err.message);
-  return err;
-}
 
 describe('OcrPool with the real engine (2 workers)', () => {
   let pool: OcrPool;
