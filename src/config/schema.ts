@@ -139,6 +139,29 @@ export const routeSchema = z
     }
   });
 
+/** A certificate from files: PEM chain (leaf first) and its private key. Read and matched at load. */
+export const certFilesSchema = z
+  .strictObject({
+    cert: z.string().min(1).describe('PEM file: the certificate followed by its intermediates (fullchain.pem).'),
+    key: z.string().min(1).describe('PEM file: the private key of that certificate.'),
+  })
+  .describe('Certificate and key files, re-read when they change.');
+
+const siteTlsSchema = z
+  .union([z.literal('auto'), certFilesSchema])
+  .describe('HTTPS for this site: "auto" (issued and renewed by ACME, see acme) or {cert, key} files.');
+
+const hstsSchema = z
+  .union([
+    z.boolean(),
+    z.strictObject({
+      maxAge: duration('How long browsers remember to use HTTPS only.').default(31_536_000_000),
+      includeSubDomains: z.boolean().default(false).describe('Also for every subdomain (only if all of them serve HTTPS).'),
+      preload: z.boolean().default(false).describe('Ask to be preloaded into browsers (hstspreload.org requirements apply).'),
+    }),
+  ])
+  .describe('Strict-Transport-Security on this site\'s HTTPS answers: false (default), true (max-age one year) or {maxAge, includeSubDomains, preload}.');
+
 export const siteSchema = z
   .strictObject({
     name: z.string().min(1).optional().describe('Name used in logs and error answers; defaults to the first host.'),
@@ -146,6 +169,11 @@ export const siteSchema = z
     upstream: proxyFields.upstream.describe('Shorthand for a single route "/" to this upstream.'),
     routes: z.array(routeSchema).optional().describe('Path routes; the longest matching prefix wins.'),
     maxBodySize: size('Request body limit for this site (overrides limits.maxBodySize; nginx: client_max_body_size).').optional(),
+    owner: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'a user name (letters, digits, "_", ".", "-")').optional().describe('User who owns this site; a user token of the admin API sees and changes only its own sites.'),
+    disabled: z.boolean().default(false).describe('A disabled site keeps its config but answers 503 MPG_SITE_DISABLED.'),
+    tls: siteTlsSchema.optional(),
+    redirectHttp: z.boolean().default(true).describe('With tls set: plain-HTTP requests are redirected to https:// (301 for GET/HEAD, 308 otherwise). false serves the site over HTTP too.'),
+    hsts: hstsSchema.default(false),
   })
   .superRefine((site, ctx) => {
     if (site.upstream !== undefined && site.routes !== undefined) {
@@ -205,6 +233,60 @@ const ocrEngineSchema = z
   })
   .describe('The OCR engines shared by every ocr route.');
 
+const httpsSchema = z
+  .strictObject({
+    listen: z.array(listenAddress).min(1).default(['0.0.0.0:443']).describe('HTTPS listeners (HTTP/2 and HTTP/1.1 by ALPN). They start when a site has tls. Changing them needs a restart.'),
+    minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2').describe('Oldest TLS version accepted (WeChat requires 1.2 or newer; never lower).'),
+    ciphers: z.string().min(1).optional().describe('OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are fixed). Default: ECDHE with AES-GCM or ChaCha20 only.'),
+    http2: z.boolean().default(true).describe('Offer HTTP/2 by ALPN (wx.request enableHttp2). Requests are proxied to HTTP/1.1 upstreams.'),
+    unknownSni: z.enum(['default', 'reject']).default('default').describe('A TLS client naming no configured site: "default" answers with the default certificate, "reject" ends the handshake with an alert.'),
+    defaultCert: certFilesSchema.optional().describe('Certificate for clients without SNI or with an unknown name (default: the first site\'s certificate).'),
+  })
+  .describe('The HTTPS side: listeners, TLS versions, HTTP/2.');
+
+const acmeSchema = z
+  .strictObject({
+    directory: z
+      .string()
+      .default('letsencrypt')
+      .refine((s) => s === 'letsencrypt' || s === 'letsencrypt-staging' || /^https:\/\/\S+$/.test(s), 'expected "letsencrypt", "letsencrypt-staging" or an https:// ACME directory URL')
+      .describe('ACME directory: "letsencrypt", "letsencrypt-staging" or the directory URL of any CA.'),
+    email: z.string().email().optional().describe('Contact address for the ACME account (expiry notices).'),
+    storage: z.string().min(1).default('./mpgate-certs').describe('Directory for the account key, certificates and keys (keys are written mode 0600).'),
+    challenges: z.array(z.enum(['http-01', 'tls-alpn-01'])).min(1).default(['http-01', 'tls-alpn-01']).describe('Challenge types offered, in order of preference. http-01 needs port 80, tls-alpn-01 port 443.'),
+    ca: z.string().min(1).optional().describe('PEM file with the CA that signs the ACME server\'s own HTTPS certificate (a private or test CA such as pebble\'s).'),
+    renewBefore: z.number().gt(0).lt(1).default(1 / 3).describe('Renew when this fraction of the certificate\'s lifetime is left (1/3: day 60 of a 90-day certificate).'),
+    retryMin: duration('First retry delay after a failed issuance; doubles up to retryMax.').default(60_000),
+    retryMax: duration('Longest retry delay after repeated failures.').default(3_600_000),
+  })
+  .describe('Automatic certificates (sites with tls: auto).');
+
+const adminSchema = z
+  .strictObject({
+    listen: listenAddress.default('127.0.0.1:9090').describe('Admin API, dashboard and /metrics. A non-loopback address needs tls and at least one token.'),
+    tokens: z
+      .array(
+        z.strictObject({
+          name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'a token name (letters, digits, "_", ".", "-")').describe('Who this token is; appears in the audit log.'),
+          role: z.enum(['admin', 'user']).default('user').describe('"admin" sees and changes every site; "user" only the sites it owns.'),
+          user: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).optional().describe('Site owner this token acts as (default: name).'),
+          hash: z.string().regex(/^scrypt\$/, 'a hash made by "mpgate admin token add" (scrypt$...)').describe('scrypt hash of the token; the token itself is never stored.'),
+        }),
+      )
+      .default([])
+      .describe('API tokens, hashed. Create with "mpgate admin token add NAME [--role admin]".'),
+    tls: certFilesSchema.optional().describe('Serve the admin listener over HTTPS with these files.'),
+    audit: z.string().min(1).optional().describe('Audit log file (one JSON line per change: who, what, when). Default: mpgate-audit.log next to the config file.'),
+    ports: z
+      .strictObject({
+        from: z.number().int().min(1).max(65535).default(8000),
+        to: z.number().int().min(1).max(65535).default(8999),
+      })
+      .prefault({})
+      .describe('Local port range "site add" picks the next free upstream port from (the seed gives users 8000, 8001, ...).'),
+  })
+  .describe('The admin listener: per-user site administration, dashboard, Prometheus metrics.');
+
 const accessLogSchema = z
   .union([
     z.boolean(),
@@ -212,6 +294,18 @@ const accessLogSchema = z
   ])
   .default(true)
   .describe('Structured access log (one JSON line per request): true (stdout), false, or {path}.');
+
+/** "host:port" / "[v6]:port" / "port" → host ("" for all interfaces) and port. */
+export function splitListen(addr: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(addr);
+  if (m) return { host: m[1] ?? m[2]!, port: Number(m[3]) };
+  return { host: '', port: Number(addr) };
+}
+
+/** 127.0.0.0/8, ::1 and "localhost" never leave the machine. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
 
 /** What ProxyTrust (node's BlockList) accepts: a valid address, and a prefix within its family's length. */
 function isAddressOrCidr(s: string): boolean {
@@ -241,6 +335,9 @@ export const configSchema = z
     watch: z.boolean().default(true).describe('Reload when the config file changes (SIGHUP always reloads).'),
     sites: z.array(siteSchema).default([]).describe('The sites, matched by Host like nginx server_name.'),
     ocr: ocrEngineSchema.prefault({}),
+    https: httpsSchema.prefault({}),
+    acme: acmeSchema.prefault({}),
+    admin: adminSchema.optional(),
   })
   .superRefine((cfg, ctx) => {
     const names = new Map<string, number>();
@@ -256,6 +353,14 @@ export const configSchema = z
         hosts.set(key, i);
       });
     });
+    cfg.sites.forEach((site, i) => {
+      if (site.tls !== 'auto') return;
+      site.hosts.forEach((h, j) => {
+        if (h.startsWith('~') || h.includes('*') || h.startsWith('.')) {
+          ctx.addIssue({ code: 'custom', path: ['sites', i, 'hosts', j], message: `tls: auto issues certificates for plain names only; "${h}" is a wildcard or regex (give tls: {cert, key} files for it)` });
+        }
+      });
+    });
     cfg.sites.forEach((site, i) => site.routes?.forEach((r, j) => {
       for (const key of ['engine', 'fallback'] as const) {
         if (r.ocr?.[key] === 'wechat' && cfg.ocr.wechat === undefined) {
@@ -265,6 +370,18 @@ export const configSchema = z
     }));
     if (cfg.ocr.wechat && cfg.ocr.wechat.secret === undefined && cfg.ocr.wechat.secretEnv === undefined) {
       ctx.addIssue({ code: 'custom', path: ['ocr', 'wechat'], message: 'give the AppSecret as secretEnv (an environment variable name) or secret' });
+    }
+    if (cfg.admin !== undefined) {
+      const { host } = splitListen(cfg.admin.listen);
+      if (!isLoopback(host) && (cfg.admin.tls === undefined || cfg.admin.tokens.length === 0)) {
+        ctx.addIssue({ code: 'custom', path: ['admin', 'listen'], message: `the admin listener binds to a non-loopback address (${cfg.admin.listen}); that needs admin.tls and at least one token` });
+      }
+      if (cfg.admin.ports.from > cfg.admin.ports.to) ctx.addIssue({ code: 'custom', path: ['admin', 'ports'], message: 'ports.from is above ports.to' });
+      const tokenNames = new Set<string>();
+      cfg.admin.tokens.forEach((t, i) => {
+        if (tokenNames.has(t.name)) ctx.addIssue({ code: 'custom', path: ['admin', 'tokens', i, 'name'], message: `token name "${t.name}" is listed twice` });
+        tokenNames.add(t.name);
+      });
     }
     if (cfg.defaultSite !== undefined && !names.has(cfg.defaultSite)) {
       ctx.addIssue({ code: 'custom', path: ['defaultSite'], message: `no site is named "${cfg.defaultSite}"; known: ${[...names.keys()].join(', ') || '(none)'}` });
@@ -282,6 +399,11 @@ export type RelayConfig = NonNullable<RouteConfig['relay']>;
 export type OcrRouteConfig = NonNullable<RouteConfig['ocr']>;
 export type OcrEngineConfig = Config['ocr'];
 export type UpstreamDefaults = Config['upstream'];
+export type HttpsConfig = Config['https'];
+export type AcmeConfig = Config['acme'];
+export type AdminConfig = NonNullable<Config['admin']>;
+export type CertFiles = z.output<typeof certFilesSchema>;
+export type SiteTls = NonNullable<SiteConfig['tls']>;
 
 /** JSON Schema (draft 2020-12) of the file, generated from the schema above. */
 export function configJsonSchema(): Record<string, unknown> {

@@ -34,6 +34,7 @@ export const ERROR_CODES = {
   MPG_UPSTREAM_BAD_RESPONSE: { status: 502, message: 'upstream sent an invalid response' },
   MPG_UPSTREAM_TLS: { status: 502, message: 'upstream certificate not trusted' },
   MPG_SHUTTING_DOWN: { status: 503, message: 'gateway is shutting down' },
+  MPG_SITE_DISABLED: { status: 503, message: 'site is disabled' },
   // RFC 9110 §15.6.5: 504 when the upstream did not answer in time.
   MPG_UPSTREAM_CONNECT_TIMEOUT: { status: 504, message: 'upstream connection timed out' },
   MPG_UPSTREAM_TIMEOUT: { status: 504, message: 'upstream did not answer in time' },

@@ -52,6 +52,7 @@ export class Gateway {
   readonly #log: Logger;
   readonly #access: ((entry: AccessEntry) => void) | undefined;
   #inFlight = 0;
+  #connections = 0;
   #closing: Promise<void> | undefined;
   #drained: (() => void) | undefined;
   readonly #exchangeHooks: ExchangeHooks;
@@ -112,6 +113,22 @@ export class Gateway {
   /** Number of open WebSocket tunnels. */
   get tunnels(): number {
     return this.#tunnels.size;
+  }
+
+  /** Number of open client connections (HTTP and HTTPS, WebSockets included). */
+  get connections(): number {
+    return this.#connections;
+  }
+
+  /** Every upstream of every site with its passive health, for `site list` and the dashboard. */
+  upstreamStatus(now = Date.now()): { site: string; route: string; origin: string; up: boolean; fails: number }[] {
+    const out: { site: string; route: string; origin: string; up: boolean; fails: number }[] = [];
+    for (const site of this.#table.sites) {
+      for (const route of site.routes) {
+        for (const u of route.upstreams.items) out.push({ site: site.name, route: route.path, origin: u.origin, up: u.health.isUp(now), fails: u.health.fails });
+      }
+    }
+    return out;
   }
 
   /**
@@ -201,6 +218,10 @@ export class Gateway {
       requireHostHeader: false,
     });
     this.#applyServerLimits(server, this.#table.config);
+    server.on('connection', (socket: Socket) => {
+      this.#connections++;
+      socket.once('close', () => this.#connections--);
+    });
     server.on('request', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res));
     server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res, true));
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#onUpgrade(req, socket, head));

@@ -34,6 +34,7 @@ export function resolve(table: RoutingTable, input: ResolveInput): Resolved | { 
 
   const site = table.hosts.match(head.host);
   if (site === undefined) return { error: new GatewayError('MPG_NO_SITE'), head };
+  if (site.disabled) return { error: new GatewayError('MPG_SITE_DISABLED'), site, head };
 
   // Absolute-form targets ("GET http://x/ HTTP/1.1") are for forward proxies; a reverse proxy
   // routes by Host alone, so only origin-form is accepted (RFC 9112 §3.2.1).

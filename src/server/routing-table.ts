@@ -47,6 +47,12 @@ export interface RelayRuntime {
 export interface Site {
   readonly name: string;
   readonly maxBodySize: number;
+  /** `disabled: true`: every request answers 503 MPG_SITE_DISABLED. */
+  readonly disabled: boolean;
+  /** Plain-HTTP requests are redirected to https:// (the site has tls and redirectHttp). */
+  readonly redirectHttp: boolean;
+  /** Strict-Transport-Security value added to HTTPS answers, when configured. */
+  readonly hsts: string | undefined;
   /** Longest path first. */
   readonly routes: readonly Route[];
 }
@@ -100,9 +106,12 @@ function compileSite(sc: SiteConfig, config: Config, pools: UpstreamPools, keys:
       if (!routeConfigs.some((r) => r.path === mount)) routeConfigs.push({ ...rc, path: mount });
     }
   }
-  const site: { name: string; maxBodySize: number; routes: Route[] } = {
+  const site: Omit<Site, 'routes'> & { routes: Route[] } = {
     name: sc.name ?? sc.hosts[0]!,
     maxBodySize: sc.maxBodySize ?? config.limits.maxBodySize,
+    disabled: sc.disabled,
+    redirectHttp: sc.tls !== undefined && sc.redirectHttp,
+    hsts: hstsValue(sc.hsts),
     routes: [],
   };
   for (const rc of routeConfigs.sort((a, b) => b.path.length - a.path.length)) {
@@ -113,6 +122,13 @@ function compileSite(sc: SiteConfig, config: Config, pools: UpstreamPools, keys:
   }
   Object.freeze(site.routes);
   return Object.freeze(site);
+}
+
+/** `hsts` config → header value ("max-age=31536000; includeSubDomains"), or none. */
+export function hstsValue(hsts: SiteConfig['hsts']): string | undefined {
+  if (hsts === false) return undefined;
+  const h = hsts === true ? { maxAge: 31_536_000_000, includeSubDomains: false, preload: false } : hsts;
+  return `max-age=${Math.floor(h.maxAge / 1000)}${h.includeSubDomains ? '; includeSubDomains' : ''}${h.preload ? '; preload' : ''}`;
 }
 
 function compileProxyRoute(site: Site, rc: RouteConfig, config: Config, pools: UpstreamPools, keys: Set<string>): Route {

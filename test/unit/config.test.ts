@@ -56,7 +56,13 @@ describe('parseConfig: valid files', () => {
     assert.equal(cfg.accessLog, true);
     assert.equal(cfg.logLevel, 'info');
     assert.equal(cfg.watch, true);
-    assert.deepEqual(cfg.sites, [{ hosts: ['a.com'], upstream: 'http://127.0.0.1:8000' }]);
+    assert.deepEqual(cfg.sites, [{ hosts: ['a.com'], upstream: 'http://127.0.0.1:8000', disabled: false, redirectHttp: true, hsts: false }]);
+    assert.deepEqual(cfg.https, { listen: ['0.0.0.0:443'], minVersion: 'TLSv1.2', http2: true, unknownSni: 'default' });
+    assert.deepEqual(cfg.acme, {
+      directory: 'letsencrypt', storage: './mpgate-certs', challenges: ['http-01', 'tls-alpn-01'],
+      renewBefore: 1 / 3, retryMin: 60_000, retryMax: 3_600_000,
+    });
+    assert.equal(cfg.admin, undefined);
   });
 
   it('fills in route defaults', () => {

@@ -73,10 +73,10 @@ describe('JSON Schema', () => {
   it('the defaults it shows are the ones the validator applies', () => {
     const defaults = parseConfig('') as unknown as Record<string, unknown>;
     for (const [key, prop] of Object.entries(generated.properties!)) {
-      if (prop.default === undefined || key === 'limits' || key === 'upstream' || key === 'ocr') continue;
+      if (prop.default === undefined || ['limits', 'upstream', 'ocr', 'https', 'acme'].includes(key)) continue;
       assert.deepEqual(defaults[key], prop.default, key);
     }
-    for (const group of ['limits', 'upstream', 'ocr'] as const) {
+    for (const group of ['limits', 'upstream', 'ocr', 'https', 'acme'] as const) {
       for (const [key, prop] of Object.entries(objectOf(generated.properties![group]!).properties!)) {
         if (prop.default === undefined) continue;
         assert.deepEqual((defaults[group] as Record<string, unknown>)[key], prop.default, `${group}.${key}`);
