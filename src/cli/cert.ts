@@ -2,10 +2,14 @@ import { X509Certificate } from 'node:crypto';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import tls from 'node:tls';
+import { isAcmeStorage, listStoredSites, type StoredSite } from '../tls/acme/store.js';
 import { analyzeChain, isKeyOnlyPem, isoDay, readCertificates, shortDn, summarize } from '../tls/cert-info.js';
 import { defaultCertDir, ensureDevCertificates, shellQuote, trustHint, type DevCertResult } from '../tls/dev-ca.js';
 import { TlsToolError } from '../tls/errors.js';
 import { parseCommand, UsageError } from './usage.js';
+
+/** The default of acme.storage (config/schema.ts), relative to where the gateway runs. */
+const DEFAULT_ACME_STORAGE = './mpgate-certs';
 
 const HELP = `Usage: mpgate cert dev [--dir DIR] [--name NAME]... [--force]
        mpgate cert list [--dir DIR | FILE...]
@@ -20,10 +24,13 @@ Exit status: 0 done, 1 failed, 2 usage error.
          CA is never replaced without --force. Needs the openssl program.
   list   Shows, for each certificate file (PEM or DER): names (subjectAltName), subject,
          issuer, validity and days left, key type, and whether the file's chain is complete.
+         A --dir that is an ACME storage directory (acme.storage) lists the certificates of
+         the sites with tls: auto, with their state, last error and next attempt; without
+         --dir or files, ${DEFAULT_ACME_STORAGE} (the default acme.storage) is listed too when it exists.
 
 Options:
       --dir DIR     where the files are (default: ${defaultCertDir()},
-                    or $MPGATE_CERT_DIR)
+                    or $MPGATE_CERT_DIR), or an ACME storage directory
       --name NAME   a DNS name, "*.name" or an IP address for the certificate (dev; repeatable)
       --force       replace the CA even if one exists (dev); certificates it signed stop being trusted
   -h, --help        this help
@@ -96,14 +103,20 @@ async function certList(argv: string[]): Promise<number> {
   if (values.dir !== undefined && positionals.length > 0) throw new UsageError(`give either --dir or files, not both\n\n${HELP}`);
   let files: string[];
   const fromDir = positionals.length === 0;
+  let acme: { dir: string; sites: StoredSite[] } | undefined;
   if (fromDir) {
     const dir = resolve(values.dir ?? defaultCertDir());
-    let names: string[];
+    // The gateway's ACME storage: named with --dir, or the default one in the current directory.
+    const acmeDir = values.dir !== undefined ? dir : resolve(DEFAULT_ACME_STORAGE);
+    if (await isAcmeStorage(acmeDir)) acme = { dir: acmeDir, sites: await listStoredSites(acmeDir) };
+    let names: string[] = [];
     try {
       names = await readdir(dir);
     } catch (err) {
-      process.stderr.write(`mpgate cert list: ${dir}: cannot read the directory (${(err as NodeJS.ErrnoException).code ?? String(err)}); create certificates with: mpgate cert dev --dir ${shellQuote(dir)}\n`);
-      return 1;
+      if (acme === undefined) {
+        process.stderr.write(`mpgate cert list: ${dir}: cannot read the directory (${(err as NodeJS.ErrnoException).code ?? String(err)}); create certificates with: mpgate cert dev --dir ${shellQuote(dir)}\n`);
+        return 1;
+      }
     }
     files = [];
     for (const n of names.sort()) {
@@ -112,13 +125,19 @@ async function certList(argv: string[]): Promise<number> {
       if (isKeyOnlyPem(await readFile(p, 'latin1'))) continue;
       files.push(p);
     }
-    if (files.length === 0) {
+    if (files.length === 0 && acme === undefined) {
       process.stderr.write(`mpgate cert list: no certificate files in ${dir}; create some with: mpgate cert dev --dir ${shellQuote(dir)}\n`);
+      return 1;
+    }
+    if (files.length === 0 && acme?.sites.length === 0) {
+      process.stderr.write(`mpgate cert list: ${acme.dir}: ACME storage without sites yet (the gateway orders certificates for sites with tls: auto)\n`);
       return 1;
     }
   } else {
     files = positionals.map((p) => resolve(p));
   }
+  const acmeCerts = (acme?.sites ?? []).flatMap((s) => (s.certFile ? [s.certFile] : []));
+  files.push(...acmeCerts);
 
   const loaded: { file: string; certs: X509Certificate[] }[] = [];
   let failed = 0;
@@ -140,9 +159,34 @@ async function certList(argv: string[]): Promise<number> {
   const anchors = [...[...localRoots.values()].map((r) => r.cert), ...tls.rootCertificates.map((p) => new X509Certificate(p))];
   const now = new Date();
   const out: string[] = [];
-  for (const l of loaded) out.push(describeFile(l.file, l.certs, anchors, localRoots, now));
+  for (const l of loaded) {
+    if (acmeCerts.includes(l.file)) continue;
+    out.push(describeFile(l.file, l.certs, anchors, localRoots, now));
+  }
+  for (const site of acme?.sites ?? []) {
+    const l = loaded.find((x) => x.file === site.certFile);
+    const head = l ? describeFile(l.file, l.certs, anchors, localRoots, now) : `${site.dir} (${site.certFile ? 'certificate unreadable' : 'no certificate yet'})\n`;
+    out.push(`${head}${acmeLines(site, now).join('\n')}\n`);
+  }
   process.stdout.write(out.join('\n'));
   return failed === 0 ? 0 : 1;
+}
+
+/** The ACME lines of a site: its names, the outcome of the last attempt, and the next one. */
+function acmeLines(site: StoredSite, now: Date): string[] {
+  const st = site.state;
+  if (st === undefined) return [`  site      ${site.site} (no state file)`];
+  const lines = [`  site      ${site.site} (${st.names.join(', ')}), tls: auto`];
+  if (st.state === 'failed') {
+    lines.push(`  state     failed (${st.failures} attempt${st.failures === 1 ? '' : 's'}): ${st.lastError ?? 'unknown error'}`);
+  } else {
+    lines.push(`  state     valid${st.issuedAt ? `, issued ${st.issuedAt}` : ''}${st.certDirectory ? ` by ${st.certDirectory}` : ''}`);
+  }
+  if (st.nextAttempt !== undefined) {
+    const due = Date.parse(st.nextAttempt) <= now.getTime() ? ', due (when the gateway runs)' : '';
+    lines.push(`  next      ${st.nextAttempt} (${st.state === 'failed' ? 'retry' : 'renewal'}${due})`);
+  }
+  return lines;
 }
 
 function describeFile(file: string, certs: X509Certificate[], anchors: X509Certificate[], localRoots: Map<string, { file: string }>, now: Date): string {

@@ -1,4 +1,6 @@
+import pino from 'pino';
 import { loadConfig } from '../config/load.js';
+import { Certificates } from '../tls/certificates.js';
 import { ConfigError } from '../core/errors.js';
 import { parseCommand, UsageError } from './usage.js';
 
@@ -19,6 +21,13 @@ export async function runCheck(argv: string[]): Promise<number> {
   if (!file) throw new UsageError(`check needs a file: mpgate check --config FILE\n\n${HELP}`);
   try {
     const cfg = await loadConfig(file);
+    // Certificate files are part of the config: read and matched exactly as serve does.
+    const certs = new Certificates(pino({ level: 'silent' }));
+    try {
+      certs.configure(cfg);
+    } finally {
+      certs.close();
+    }
     const routes = cfg.sites.reduce((n, s) => n + (s.routes?.length ?? 1), 0);
     process.stdout.write(`${file}: ok (${cfg.sites.length} site${cfg.sites.length === 1 ? '' : 's'}, ${routes} route${routes === 1 ? '' : 's'}, listening on ${cfg.listen.join(', ')})\n`);
     return 0;

@@ -14,7 +14,7 @@ const duration = (description: string) =>
   z
     .union([
       z.number().int().nonnegative(),
-      z.string().regex(new RegExp(DURATION_PATTERN), 'expected a duration such as "250ms", "10s" or "5m"'),
+      z.string().regex(new RegExp(DURATION_PATTERN), 'expected a duration such as "250ms", "10s", "5m" or "365d"'),
     ])
     .transform((v) => (typeof v === 'number' ? v : parseDuration(v)!))
     .describe(`${description} Milliseconds, or a string such as "10s".`);

@@ -3,10 +3,10 @@
  * Plain numbers are milliseconds and bytes. Kept pure so the schema, the CLI and tests share them.
  */
 
-const DURATION_RE = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)$/;
+const DURATION_RE = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$/;
 const SIZE_RE = /^(\d+(?:\.\d+)?)\s*(B|KiB|MiB|GiB|KB|MB|GB|k|K|m|M|g|G)?$/;
 
-const DURATION_UNIT: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const DURATION_UNIT: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 const SIZE_UNIT: Record<string, number> = {
   B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3,
   // nginx writes 10m / 10k for client_max_body_size; KB/MB follow the same binary meaning there.

@@ -200,3 +200,33 @@ export function applyUpstreamHost(headers: string[], authority: string): void {
     }
   }
 }
+
+/**
+ * An HTTP/2 request's fields as an HTTP/1.1 upstream needs them (RFC 9113 §8.3.1, §8.2.3): the
+ * pseudo-header fields go (the method and path travel separately), `:authority` becomes Host
+ * unless a Host field was sent as well, and the cookie crumbs HTTP/2 allows are joined into one
+ * field with "; ".
+ */
+export function h2ToH1Headers(raw: readonly string[]): string[] {
+  const out: string[] = [];
+  let authority: string | undefined;
+  let hasHost = false;
+  let cookies: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const value = raw[i + 1]!;
+    if (name.charCodeAt(0) === 58 /* : */) {
+      if (name === ':authority') authority = value;
+      continue;
+    }
+    if (name === 'cookie') {
+      cookies = cookies === undefined ? value : `${cookies}; ${value}`;
+      continue;
+    }
+    if (name === 'host') hasHost = true;
+    out.push(name, value);
+  }
+  if (!hasHost && authority !== undefined) out.unshift('host', authority);
+  if (cookies !== undefined) out.push('cookie', cookies);
+  return out;
+}

@@ -86,7 +86,11 @@ export class HttpExchange implements Dispatcher.DispatchHandler, ConnectionUser 
     try {
       const headers = downstreamHeaders(rawHeaders, meta);
       if (this.route.relay?.attachment) setField(headers, 'Content-Disposition', attachment(this.path));
-      res.writeHead(status, statusText, headers);
+      const hsts = this.route.site.hsts;
+      if (hsts !== undefined && this.conn.secure) setField(headers, 'Strict-Transport-Security', hsts);
+      // HTTP/2 has no reason phrase (RFC 9113 §8.3.2); node warns when given one.
+      if (this.req.httpVersionMajor === 2) res.writeHead(status, headers);
+      else res.writeHead(status, statusText, headers);
     } catch (err) {
       // node:http refuses header values it considers invalid; never pass those on.
       this.#abort?.(new GatewayError('MPG_UPSTREAM_BAD_RESPONSE', 'invalid response header', { cause: err }));

@@ -4,6 +4,7 @@
  * listener per request: when the client goes away, every exchange still running on that
  * connection is told, so its upstream request is aborted at once.
  */
+import type { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import type { GatewayError } from '../core/errors.js';
 
@@ -16,17 +17,30 @@ const kConnection = Symbol('mpgate.connection');
 
 export class ConnectionState {
   readonly peer: string;
+  /** The client reached us over TLS (HSTS applies, no redirect to https). */
+  readonly secure: boolean;
   #one: ConnectionUser | undefined;
   #more: Set<ConnectionUser> | undefined; // only with pipelined requests
 
-  constructor(socket: Socket) {
-    this.peer = socket.remoteAddress ?? '';
-    socket.once('close', () => this.#closed());
+  /** `closing` is the socket, or for HTTP/2 the stream: what ends when the client goes away. */
+  constructor(peer: string, secure: boolean, closing: EventEmitter) {
+    this.peer = peer;
+    this.secure = secure;
+    closing.once('close', () => this.#closed());
   }
 
   static of(socket: Socket): ConnectionState {
-    const s = socket as Socket & { [kConnection]?: ConnectionState };
-    return (s[kConnection] ??= new ConnectionState(socket));
+    const s = socket as Socket & { [kConnection]?: ConnectionState; encrypted?: boolean };
+    return (s[kConnection] ??= new ConnectionState(socket.remoteAddress ?? '', s.encrypted === true, socket));
+  }
+
+  /**
+   * HTTP/2 multiplexes requests on one connection and a client can reset one stream alone, so
+   * each stream gets its own state, closed with the stream.
+   */
+  static ofStream(stream: EventEmitter & { session?: { socket?: Socket } | undefined }): ConnectionState {
+    const socket = stream.session?.socket;
+    return new ConnectionState(socket?.remoteAddress ?? '', true, stream);
   }
 
   attach(user: ConnectionUser): void {

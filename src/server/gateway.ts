@@ -8,11 +8,17 @@
  *   4. log          — one access-log line when the client response closes
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import http2, { type Http2ServerRequest, type Http2Session } from 'node:http2';
+import https from 'node:https';
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { Duplex, Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { GatewayError } from '../core/errors.js';
+import { h2ToH1Headers } from '../core/headers.js';
+import type { AcmeManager } from '../tls/acme/acme-manager.js';
+import { Certificates, type CertStatus } from '../tls/certificates.js';
 import { HttpExchange, type ExchangeHooks } from '../proxy/http-exchange.js';
 import { BodyLimit } from '../proxy/body-limit.js';
 import { UpstreamPools } from '../proxy/upstream-pool.js';
@@ -48,6 +54,11 @@ export class Gateway {
   readonly #pools = new UpstreamPools();
   readonly #ocr = new OcrService();
   readonly #servers: http.Server[] = [];
+  readonly #httpsServers: https.Server[] = [];
+  readonly #h2 = new Set<Http2Session>();
+  #h2server: http2.Http2Server | undefined;
+  readonly #certs: Certificates;
+  #acme: AcmeManager | undefined;
   readonly #tunnels = new Map<Duplex, Socket>();
   readonly #log: Logger;
   readonly #access: ((entry: AccessEntry) => void) | undefined;
@@ -62,6 +73,7 @@ export class Gateway {
     this.#log = opts.log;
     this.#access = opts.access;
     this.#table = new RoutingTable(config, this.#pools);
+    this.#certs = new Certificates(opts.log);
     const onUpstreamDown = (u: Upstream, err: GatewayError) => this.#upstreamFailed(u, err);
     this.#exchangeHooks = {
       access: this.#access,
@@ -90,7 +102,11 @@ export class Gateway {
       // OCR models load before the first request can arrive (and a load failure stops the start).
       provideEngines(gw.#ocr, config, opts.log);
       for (const name of enginesNeeded(config)) await gw.#ocr.ready(name);
+      // Certificate files are checked before anything listens: a bad one is a config error.
+      gw.#certs.configure(config);
+      await gw.#startAcme(config);
       for (const addr of config.listen) await gw.#listen(addr);
+      if (Certificates.needed(config)) for (const addr of config.https.listen) await gw.#listenHttps(addr);
     } catch (err) {
       await gw.close(0);
       throw err;
@@ -102,12 +118,53 @@ export class Gateway {
     return this.#table.config;
   }
 
-  /** Bound addresses, in `listen` order (ports resolved). */
+  /** Bound HTTP addresses, in `listen` order (ports resolved). */
   addresses(): ListenAddress[] {
-    return this.#servers.map((s) => {
-      const a = s.address();
-      return typeof a === 'object' && a ? { host: a.address, port: a.port } : { host: '', port: 0 };
+    return this.#servers.map(boundAddress);
+  }
+
+  /** Bound HTTPS addresses, in `https.listen` order (empty when no site has tls). */
+  httpsAddresses(): ListenAddress[] {
+    return this.#httpsServers.map(boundAddress);
+  }
+
+  /** Certificates served, per site: expiry, issuer, and the last error if a reload failed. */
+  certificates(): (CertStatus & { state?: string; nextAttempt?: string })[] {
+    const acme = new Map((this.#acme?.status() ?? []).map((a) => [a.site, a]));
+    return this.#certs.status().map((c) => {
+      const a = c.source === 'auto' ? acme.get(c.site) : undefined;
+      if (a === undefined) return c;
+      return { ...c, state: a.state, ...(a.lastError ? { error: a.lastError } : {}), ...(a.nextAttempt ? { nextAttempt: a.nextAttempt } : {}) };
     });
+  }
+
+  /**
+   * `tls: auto` sites get an ACME manager (loaded only then): stored certificates are served at
+   * once, missing or due ones are ordered in the background while the gateway serves.
+   */
+  async #startAcme(config: Config): Promise<void> {
+    const sites = acmeSites(config);
+    if (sites.length === 0 && this.#acme === undefined) return;
+    if (this.#acme === undefined) {
+      const { AcmeManager } = await import('../tls/acme/acme-manager.js');
+      const acme = new AcmeManager({
+        config: config.acme,
+        log: this.#log.child({ component: 'acme' }),
+        onCertificate: (site, cert) => this.#certs.setIssued(site, cert.cert, cert.key),
+      });
+      this.#acme = acme;
+      this.#certs.attachAcme(acme);
+    }
+    this.#feedAcme(sites);
+  }
+
+  #feedAcme(sites: { site: string; names: string[] }[]): void {
+    const acme = this.#acme!;
+    for (const s of sites) {
+      const stored = acme.stored(s);
+      if (stored !== undefined) this.#certs.setIssued(s.site, stored.cert, stored.key);
+    }
+    acme.update(sites);
   }
 
   /** Number of open WebSocket tunnels. */
@@ -138,6 +195,9 @@ export class Gateway {
   reload(config: Config): ReloadResult {
     const old = this.#table.config;
     const next = new RoutingTable(config, this.#pools);
+    // Throws ConfigError (nothing swapped) when a certificate file is bad.
+    this.#certs.configure(config);
+    const autoSites = acmeSites(config);
     provideEngines(this.#ocr, config, this.#log);
     this.#table = next;
     this.#pools.retainOnly(next.poolKeys, Math.max(config.shutdownGrace, config.upstream.responseTimeout));
@@ -147,6 +207,15 @@ export class Gateway {
     const needsRestart: string[] = [];
     if (JSON.stringify(old.listen) !== JSON.stringify(config.listen)) needsRestart.push('listen');
     if (old.limits.maxHeaderSize !== config.limits.maxHeaderSize) needsRestart.push('limits.maxHeaderSize');
+    const httpsRunning = this.#httpsServers.length > 0;
+    if (httpsRunning !== Certificates.needed(config) || (httpsRunning && JSON.stringify(old.https.listen) !== JSON.stringify(config.https.listen))) needsRestart.push('https.listen');
+    if (old.https.http2 !== config.https.http2 && httpsRunning) needsRestart.push('https.http2');
+    if (this.#acme !== undefined) {
+      this.#feedAcme(autoSites);
+      if (JSON.stringify(old.acme) !== JSON.stringify(config.acme)) needsRestart.push('acme');
+    } else if (autoSites.length > 0) {
+      void this.#startAcme(config).catch((err: unknown) => this.#log.error({ err }, 'cannot start automatic certificates'));
+    }
     return { needsRestart };
   }
 
@@ -161,8 +230,13 @@ export class Gateway {
   }
 
   async #shutdown(graceMs: number): Promise<void> {
-    const closed = this.#servers.map((s) => new Promise<void>((r) => s.close(() => r())));
-    for (const s of this.#servers) s.closeIdleConnections();
+    this.#certs.close();
+    const acmeClosed = this.#acme?.close();
+    const servers = [...this.#servers, ...this.#httpsServers];
+    const closed = servers.map((s) => new Promise<void>((r) => s.close(() => r())));
+    for (const s of servers) s.closeIdleConnections();
+    // GOAWAY: HTTP/2 clients finish their open streams and open no new ones.
+    for (const session of this.#h2) session.close();
     const drained = new Promise<void>((r) => {
       this.#drained = r;
       this.#maybeDrained();
@@ -174,7 +248,8 @@ export class Gateway {
     const late = await Promise.race([drained.then(() => false), timedOut]);
     clearTimeout(timer);
     if (late) this.#log.warn({ inFlight: this.#inFlight, websockets: this.#tunnels.size, graceMs }, 'shutdown grace over, closing what is left');
-    for (const s of this.#servers) s.closeAllConnections();
+    for (const s of servers) s.closeAllConnections();
+    for (const session of this.#h2) session.destroy();
     for (const [client, upstream] of this.#tunnels) {
       client.destroy();
       upstream.destroy();
@@ -184,10 +259,11 @@ export class Gateway {
     if (late) await this.#pools.destroy();
     else await this.#pools.close();
     await this.#ocr.close();
+    await acmeClosed;
   }
 
   #maybeDrained(): void {
-    if (this.#drained !== undefined && this.#inFlight === 0 && this.#tunnels.size === 0) this.#drained();
+    if (this.#drained !== undefined && this.#inFlight === 0 && this.#tunnels.size === 0 && this.#h2.size === 0) this.#drained();
   }
 
   #requestDone(): void {
@@ -204,9 +280,10 @@ export class Gateway {
 
   // ---- listeners -------------------------------------------------------------------------------
 
-  async #listen(addr: string): Promise<void> {
+  /** Options shared by the plain and the TLS HTTP/1.1 servers. */
+  #http1Options(): http.ServerOptions {
     const limits = this.#table.config.limits;
-    const server = http.createServer({
+    return {
       maxHeaderSize: limits.maxHeaderSize,
       requestTimeout: limits.requestTimeout,
       headersTimeout: limits.headersTimeout,
@@ -216,26 +293,94 @@ export class Gateway {
       noDelay: true,
       // resolve() answers a missing Host itself, with a code and an access-log line.
       requireHostHeader: false,
-    });
+    };
+  }
+
+  /** The HTTP/1.1 events, the same on plain and TLS servers. */
+  #serveHttp1(server: http.Server): void {
     this.#applyServerLimits(server, this.#table.config);
-    server.on('connection', (socket: Socket) => {
-      this.#connections++;
-      socket.once('close', () => this.#connections--);
-    });
+    server.on('connection', (socket: Socket) => this.#countConnection(socket));
     server.on('request', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res));
     server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res, true));
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#onUpgrade(req, socket, head));
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.#onClientError(err, socket));
-    const { host, port } = parseListen(addr);
-    await new Promise<void>((ok, fail) => {
-      server.once('error', fail);
-      server.listen({ host, port }, () => {
-        server.off('error', fail);
-        ok();
-      });
-    });
+  }
+
+  #countConnection(socket: Socket): void {
+    this.#connections++;
+    socket.once('close', () => this.#connections--);
+  }
+
+  async #listen(addr: string): Promise<void> {
+    const server = http.createServer(this.#http1Options());
+    this.#serveHttp1(server);
+    await listenOn(server, addr);
     server.on('error', (err) => this.#log.error({ err }, 'listener error'));
     this.#servers.push(server);
+  }
+
+  /**
+   * HTTPS: node's https.Server (so HTTP/1.1 over TLS has the same limits and timeouts as plain
+   * HTTP), with ALPN and SNI decided by the certificate table. Connections that negotiated h2 are
+   * handed to an HTTP/2 session instead; both end in the same request pipeline.
+   */
+  async #listenHttps(addr: string): Promise<void> {
+    const certs = this.#certs;
+    const server = https.createServer({
+      ...this.#http1Options(),
+      ...certs.baseOptions(),
+      // Node calls both with the TLSSocket as `this`; ALPN runs first (the ACME challenge needs both).
+      ALPNCallback(this: TLSSocket | undefined, { servername, protocols }: { servername: string; protocols: string[] }) {
+        return certs.alpnCallback(this, servername, protocols);
+      },
+      SNICallback(this: TLSSocket | undefined, servername: string, cb: (err: Error | null, ctx?: import('node:tls').SecureContext) => void) {
+        certs.sniCallback(this, servername, cb);
+      },
+    });
+    this.#serveHttp1(server);
+    const [http1Listener] = server.listeners('secureConnection') as ((socket: TLSSocket) => void)[];
+    server.removeAllListeners('secureConnection');
+    server.on('secureConnection', (socket: TLSSocket) => {
+      if (socket.alpnProtocol === 'h2') this.#http2().emit('connection', socket);
+      else if (socket.alpnProtocol === 'acme-tls/1') socket.end(); // the validator only wanted the handshake
+      else http1Listener!.call(server, socket);
+    });
+    server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
+      this.#log.debug({ peer: socket.remoteAddress, reason: err.code ?? err.message }, 'TLS handshake failed');
+    });
+    certs.onDefaultChange = () => {
+      for (const s of this.#httpsServers) s.setSecureContext(certs.baseOptions());
+    };
+    await listenOn(server, addr);
+    server.on('error', (err) => this.#log.error({ err }, 'listener error'));
+    this.#httpsServers.push(server);
+  }
+
+  /** One HTTP/2 server (never listening itself) for every h2 connection of every HTTPS listener. */
+  #http2(): http2.Http2Server {
+    if (this.#h2server !== undefined) return this.#h2server;
+    const limits = this.#table.config.limits;
+    const server = http2.createServer({
+      maxHeaderListPairs: limits.maxHeaderCount + 8, // + pseudo-header fields
+      maxSessionMemory: 32,
+      settings: { maxHeaderListSize: limits.maxHeaderSize, maxConcurrentStreams: 128 },
+    });
+    server.on('session', (session: Http2Session) => {
+      this.#h2.add(session);
+      session.setTimeout(this.#table.config.limits.idleTimeout, () => session.close());
+      session.once('close', () => {
+        this.#h2.delete(session);
+        this.#maybeDrained();
+      });
+      session.on('error', () => session.destroy());
+    });
+    // The compatibility request/response pair offers what the pipeline uses of node:http's
+    // (url, method, rawHeaders, headers, httpVersion, a Readable body; writeHead with a flat
+    // header list, write/end/drain, writeContinue, headersSent, statusCode).
+    server.on('request', (req: Http2ServerRequest, res: http2.Http2ServerResponse) => this.#onRequest(req as unknown as IncomingMessage, res as unknown as ServerResponse));
+    server.on('checkContinue', (req: Http2ServerRequest, res: http2.Http2ServerResponse) => this.#onRequest(req as unknown as IncomingMessage, res as unknown as ServerResponse, true));
+    this.#h2server = server;
+    return server;
   }
 
   #applyServerLimits(server: http.Server, config: Config): void {
@@ -256,14 +401,23 @@ export class Gateway {
   #onRequest(req: IncomingMessage, res: ServerResponse, expectContinue = false): void {
     const started = performance.now();
     const table = this.#table;
-    const conn = ConnectionState.of(req.socket);
+    const h2 = req.httpVersionMajor === 2;
+    const conn = h2 ? ConnectionState.ofStream((req as unknown as Http2ServerRequest).stream) : ConnectionState.of(req.socket);
     const peer = conn.peer;
     this.#inFlight++;
     if (this.#closing !== undefined) res.shouldKeepAlive = false;
+    if (!conn.secure && this.#acme !== undefined && req.url!.startsWith(ACME_CHALLENGE_PREFIX)) {
+      this.#answerAcme(req, res, peer, started);
+      return;
+    }
 
-    const r = resolve(table, { url: req.url!, rawHeaders: req.rawHeaders, peer, proto: 'http', httpVersion: req.httpVersion });
+    const r = resolve(table, { url: req.url!, rawHeaders: h2 ? h2ToH1Headers(req.rawHeaders) : req.rawHeaders, peer, proto: conn.secure ? 'https' : 'http', httpVersion: req.httpVersion });
     if ('error' in r) {
       this.#reject(req, res, r.error, r.site?.name, r.head.host, r.head.clientIp, started);
+      return;
+    }
+    if ('redirect' in r) {
+      this.#redirect(req, res, r.redirect.name, r.head.host, r.head.clientIp, started);
       return;
     }
     const { route, head } = r;
@@ -295,7 +449,8 @@ export class Gateway {
         return;
       }
       if (cl !== '0') body = req;
-    } else if (head.chunked) {
+    } else if (head.chunked || (h2 && !(req as unknown as Http2ServerRequest).stream.endAfterHeaders)) {
+      // HTTP/2 frames bodies itself: without Content-Length one may still follow the head.
       body = req.pipe(new BodyLimit(limit));
     }
     if (expectContinue) res.writeContinue();
@@ -308,6 +463,35 @@ export class Gateway {
       return;
     }
     new HttpExchange(this.#exchangeHooks, conn, req, res, route, head.host, head.clientIp, r.path, head.headers, body, started).start();
+  }
+
+  /**
+   * Plain HTTP to a site served over HTTPS: 301 for GET/HEAD, 308 otherwise (RFC 9110 §15.4.9:
+   * the method and body are kept, so a POST is not silently turned into a GET).
+   */
+  #redirect(req: IncomingMessage, res: ServerResponse, site: string, host: string, ip: string, started: number): void {
+    const status = req.method === 'GET' || req.method === 'HEAD' ? 301 : 308;
+    const port = this.#httpsServers.length > 0 ? boundAddress(this.#httpsServers[0]!).port : 443;
+    const name = hostName(host);
+    const location = `https://${name}${port === 443 ? '' : `:${port}`}${req.url!}`;
+    // An unread body must not be parsed as the next request.
+    const close = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
+    res.writeHead(status, { location, 'content-length': 0, 'cache-control': 'no-store', ...(close ? { connection: 'close' } : {}) });
+    res.end();
+    this.#requestDone();
+    this.#access?.({ host, method: req.method!, path: req.url!, status, bytes: 0, upstream: '', ms: elapsedMs(started), site, ip, code: undefined });
+  }
+
+  /** ACME HTTP-01 (RFC 8555 §8.3): the key authorization for a pending token, on any host. */
+  #answerAcme(req: IncomingMessage, res: ServerResponse, peer: string, started: number): void {
+    const token = req.url!.slice(ACME_CHALLENGE_PREFIX.length);
+    const answer = /^[A-Za-z0-9_-]+$/.test(token) ? this.#acme!.httpChallenge(token) : undefined;
+    const status = answer === undefined ? 404 : 200;
+    const body = answer ?? 'no such challenge\n';
+    res.writeHead(status, { 'content-type': answer === undefined ? 'text/plain; charset=utf-8' : 'application/octet-stream', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+    res.end(req.method === 'HEAD' ? undefined : body);
+    this.#requestDone();
+    this.#access?.({ host: req.headers.host ?? '', method: req.method!, path: req.url!, status, bytes: Buffer.byteLength(body), upstream: '', ms: elapsedMs(started), site: '', ip: peer, code: undefined });
   }
 
   #reject(req: IncomingMessage, res: ServerResponse, err: GatewayError, site: string | undefined, host: string, ip: string, started: number, json?: boolean): void {
@@ -325,6 +509,7 @@ export class Gateway {
   #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const started = performance.now();
     const peer = req.socket.remoteAddress ?? '';
+    const secure = (req.socket as TLSSocket).encrypted === true;
     socket.on('error', () => socket.destroy());
     const refuse = (err: GatewayError, site?: string, host = req.headers.host ?? '') => {
       sendRawError(socket, err, site);
@@ -332,8 +517,9 @@ export class Gateway {
     };
     if (this.#closing !== undefined) return refuse(new GatewayError('MPG_SHUTTING_DOWN'));
     if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return refuse(new GatewayError('MPG_UPGRADE_UNSUPPORTED'));
-    const r = resolve(this.#table, { url: req.url!, rawHeaders: req.rawHeaders, peer, proto: 'http', upgrade: true, httpVersion: req.httpVersion });
+    const r = resolve(this.#table, { url: req.url!, rawHeaders: req.rawHeaders, peer, proto: secure ? 'https' : 'http', upgrade: true, httpVersion: req.httpVersion });
     if ('error' in r) return refuse(r.error, r.site?.name, r.head.host);
+    if ('redirect' in r) return; // resolve() never redirects an upgrade
     proxyWebSocket(this.#tunnelHooks, req, socket, head, r.route, r.head.headers, r.path, r.head.host, r.head.clientIp, started);
   }
 
@@ -364,6 +550,36 @@ export class Gateway {
     if (!running) this.#access?.({ host: '', method: '', path: '', status: gerr.status, bytes: 0, upstream: '', ms: 0, site: '', ip: peer, code: gerr.code });
     this.#log.debug({ peer, code: gerr.code, parser: code, reason: err.message }, 'client error');
   }
+}
+
+/** The `tls: auto` sites, as the ACME manager wants them. */
+function acmeSites(config: Config): { site: string; names: string[] }[] {
+  return config.sites.filter((s) => s.tls === 'auto').map((s) => ({ site: s.name ?? s.hosts[0]!, names: [...s.hosts] }));
+}
+
+const ACME_CHALLENGE_PREFIX = '/.well-known/acme-challenge/';
+
+function boundAddress(s: http.Server | https.Server): ListenAddress {
+  const a = s.address();
+  return typeof a === 'object' && a ? { host: a.address, port: a.port } : { host: '', port: 0 };
+}
+
+/** "a.com:8080" → "a.com", "[::1]:80" → "[::1]". */
+function hostName(host: string): string {
+  if (host.startsWith('[')) return host.slice(0, host.indexOf(']') + 1);
+  const colon = host.indexOf(':');
+  return colon === -1 ? host : host.slice(0, colon);
+}
+
+function listenOn(server: http.Server | https.Server, addr: string): Promise<void> {
+  const { host, port } = parseListen(addr);
+  return new Promise<void>((ok, fail) => {
+    server.once('error', fail);
+    server.listen({ host, port }, () => {
+      server.off('error', fail);
+      ok();
+    });
+  });
 }
 
 /** "127.0.0.1:8080" / "[::1]:80" / "8080" → host and port. */

@@ -4,7 +4,7 @@
  * table, so every branch is tested with plain values (test/resolve.test.ts).
  */
 import { GatewayError } from '../core/errors.js';
-import { setField, upstreamHeaders, type UpstreamHead } from '../core/headers.js';
+import { getField, setField, upstreamHeaders, type UpstreamHead } from '../core/headers.js';
 import { removeDotSegments, splitTarget } from '../core/path.js';
 import { RoutingTable, type Route, type Site } from './routing-table.js';
 
@@ -25,8 +25,14 @@ export interface ResolveInput {
   httpVersion?: string;
 }
 
-/** Routes a request head, or throws a GatewayError naming why not (with the site when known). */
-export function resolve(table: RoutingTable, input: ResolveInput): Resolved | { error: GatewayError; site?: Site; head: UpstreamHead } {
+/** A plain-HTTP request for a site served over HTTPS: answered with a redirect. */
+export interface Redirect {
+  redirect: Site;
+  head: UpstreamHead;
+}
+
+/** Routes a request head, or returns a GatewayError naming why not (with the site when known). */
+export function resolve(table: RoutingTable, input: ResolveInput): Resolved | Redirect | { error: GatewayError; site?: Site; head: UpstreamHead } {
   const head = upstreamHeaders(input.rawHeaders, { peer: input.peer, proto: input.proto, trust: table.trust, upgrade: input.upgrade ?? false });
   if (input.rawHeaders.length > table.limits.maxHeaderCount * 2) return { error: new GatewayError('MPG_TOO_MANY_HEADERS'), head };
   if (head.hostCount > 1) return { error: new GatewayError('MPG_DUPLICATE_HOST'), head };
@@ -35,6 +41,8 @@ export function resolve(table: RoutingTable, input: ResolveInput): Resolved | { 
   const site = table.hosts.match(head.host);
   if (site === undefined) return { error: new GatewayError('MPG_NO_SITE'), head };
   if (site.disabled) return { error: new GatewayError('MPG_SITE_DISABLED'), site, head };
+  // Behind a trusted TLS terminator the request already came in over https: no redirect loop.
+  if (site.redirectHttp && input.proto === 'http' && input.upgrade !== true && getField(head.headers, 'x-forwarded-proto') !== 'https') return { redirect: site, head };
 
   // Absolute-form targets ("GET http://x/ HTTP/1.1") are for forward proxies; a reverse proxy
   // routes by Host alone, so only origin-form is accepted (RFC 9112 §3.2.1).

@@ -38,7 +38,8 @@ export function sendError(req: IncomingMessage, res: ServerResponse, err: Gatewa
     'cache-control': 'no-store',
     'x-mpgate-error': err.code,
   };
-  if (close) headers.connection = 'close';
+  // HTTP/2 has no Connection field (it resets the stream instead); node refuses to send one.
+  if (close && req.httpVersionMajor < 2) headers.connection = 'close';
   res.writeHead(err.status, headers);
   res.end(req.method === 'HEAD' ? undefined : body);
 }

@@ -79,34 +79,38 @@ describe('hot reload under load (CLI process, file watcher and SIGHUP)', () => {
     // A slow request that starts on A must finish on A, whatever happens to the routes meanwhile.
     const slowRequest = request(`http://127.0.0.1:${port}/slow`, { headers: { host: 'x.test' } }).then((r) => r.body.text());
 
-    for (let round = 0; round < 8; round++) {
-      await new Promise((r) => setTimeout(r, 250));
-      const target = round % 2 === 0 ? b.url : a.url;
-      if (round === 3) {
-        // An invalid file (unknown key) must be refused with the old routes kept.
-        await writeFile(file, configFor(a.url, '    bogusKey: 1\n'));
-        await waitFor(() => child.err().includes('config rejected'), 5000, 'the bad file to be rejected');
-        continue;
+    // Whatever fails below, the workers must stop (or they keep the test process busy forever).
+    try {
+      for (let round = 0; round < 8; round++) {
+        await new Promise((r) => setTimeout(r, 250));
+        const target = round % 2 === 0 ? b.url : a.url;
+        if (round === 3) {
+          // An invalid file (unknown key) must be refused with the old routes kept.
+          await writeFile(file, configFor(a.url, '    bogusKey: 1\n'));
+          await waitFor(() => child.err().includes('config rejected'), 15_000, 'the bad file to be rejected');
+          continue;
+        }
+        if (round % 3 === 0) {
+          // Atomic replace (how editors and config tools save).
+          await writeFile(`${file}.tmp`, configFor(target));
+          await rename(`${file}.tmp`, file);
+        } else {
+          await writeFile(file, configFor(target));
+        }
+        if (round === 5) child.kill('SIGHUP');
       }
-      if (round % 3 === 0) {
-        // Atomic replace (how editors and config tools save).
-        await writeFile(`${file}.tmp`, configFor(target));
-        await rename(`${file}.tmp`, file);
-      } else {
-        await writeFile(file, configFor(target));
-      }
-      if (round === 5) child.kill('SIGHUP');
+      // Final state: everything to B.
+      await writeFile(file, configFor(b.url));
+      await waitFor(async () => {
+        const r = await request(`http://127.0.0.1:${port}/x`, { headers: { host: 'x.test' } });
+        return (await r.body.text()).startsWith('B');
+      }, 15_000, 'the last reload');
+      await new Promise((r) => setTimeout(r, 300));
+    } finally {
+      stop = true;
+      await Promise.all(workers);
+      await agent.close();
     }
-    // Final state: everything to B.
-    await writeFile(file, configFor(b.url));
-    await waitFor(async () => {
-      const r = await request(`http://127.0.0.1:${port}/x`, { headers: { host: 'x.test' } });
-      return (await r.body.text()).startsWith('B');
-    }, 5000, 'the last reload');
-    await new Promise((r) => setTimeout(r, 300));
-    stop = true;
-    await Promise.all(workers);
-    await agent.close();
 
     assert.equal(await slowRequest, 'A 0', 'a request in flight during reloads finishes on the routes it started with');
     assert.ok(requests > 200, `enough load ran (${requests} requests)`);

@@ -53,6 +53,7 @@ after(async () => {
 
 function ok(r: ReturnType<typeof resolve>): Resolved {
   if ('error' in r) assert.fail(`expected a route, got ${r.error.code}`);
+  if ('redirect' in r) assert.fail(`expected a route, got a redirect for site ${r.redirect.name}`);
   return r;
 }
 

@@ -22,6 +22,7 @@ function req(url: string, host: string | undefined, extra: string[] = [], over: 
 
 function ok(r: ReturnType<typeof resolve>): Resolved {
   if ('error' in r) assert.fail(`expected a route, got ${r.error.code}: ${r.error.message}`);
+  if ('redirect' in r) assert.fail(`expected a route, got a redirect for site ${r.redirect.name}`);
   return r;
 }
 

@@ -9,6 +9,7 @@ describe('parseDuration', () => {
     assert.equal(parseDuration('5m'), 300_000);
     assert.equal(parseDuration('2h'), 7_200_000);
     assert.equal(parseDuration('0s'), 0);
+    assert.equal(parseDuration('365d'), 31_536_000_000);
   });
 
   it('accepts decimals, rounding to whole milliseconds, and surrounding or inner spaces', () => {
@@ -20,7 +21,7 @@ describe('parseDuration', () => {
   });
 
   it('rejects anything else', () => {
-    for (const bad of ['', '10', '10sec', '10 seconds', 's', '-1s', '1e3ms', '.5s', '5.s', '10S', '10MS', '1d', 'ten s', '10s5', 'Infinity s']) {
+    for (const bad of ['', '10', '10sec', '10 seconds', 's', '-1s', '1e3ms', '.5s', '5.s', '10S', '10MS', '1w', '1D', 'ten s', '10s5', 'Infinity s']) {
       assert.equal(parseDuration(bad), undefined, JSON.stringify(bad));
     }
   });
