@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { closedPort, curl, runCli, spawnCli, startBackend, startedPort, waitFor, type Backend } from '../helpers.js';
 import { startPebble, type Pebble } from '../support/pebble.js';
@@ -117,5 +118,65 @@ sites:
     } finally {
       await stop(down);
     }
+  });
+});
+
+describe('mpgate serve renews a short-lived certificate without a restart', () => {
+  let tmp: Awaited<ReturnType<typeof tempDir>>;
+  let backend: Backend;
+  let pebble: Pebble;
+  let child: ReturnType<typeof spawnCli> | undefined;
+
+  before(async () => {
+    tmp = await tempDir('acme-renew');
+    backend = await startBackend();
+  });
+  after(async () => {
+    if (child && child.exitCode === null) child.kill('SIGKILL');
+    await pebble?.close();
+    await backend?.close();
+    await tmp?.remove();
+  });
+
+  it('an 8-second certificate is replaced on the live listener when a third of its life is left', async () => {
+    const httpPort = await closedPort();
+    const httpsPort = await closedPort();
+    pebble = await startPebble({ dir: tmp.dir, httpPort, tlsPort: httpsPort, validitySeconds: 8 });
+    const file = join(tmp.dir, 'renew.yaml');
+    await writeFile(file, `listen: ["127.0.0.1:${httpPort}"]
+https:
+  listen: ["127.0.0.1:${httpsPort}"]
+acme:
+  directory: ${pebble.directory}
+  ca: ${pebble.caFile}
+  storage: ${join(tmp.dir, 'store')}
+  retryMin: 500ms
+sites:
+  - hosts: [renew.test]
+    upstream: ${backend.url}
+    tls: auto
+`);
+    child = spawnCli(['serve', '--config', file, '--access-log', 'off']);
+    await startedPort(child);
+    const served = async () => {
+      const r = await new Promise<string | undefined>((resolve) => {
+        const s = tls.connect({ host: '127.0.0.1', port: httpsPort, servername: 'renew.test', rejectUnauthorized: false }, () => {
+          const cert = s.getPeerX509Certificate();
+          s.end();
+          resolve(cert?.subjectAltName === 'DNS:renew.test' ? cert.fingerprint256 : undefined);
+        });
+        s.on('error', () => resolve(undefined));
+      });
+      return r;
+    };
+    const first = await waitFor(served, 30_000, `the first certificate (log: ${child.err().slice(-1500)})`);
+    const second = await waitFor(async () => {
+      const fp = await served();
+      return fp !== undefined && fp !== first ? fp : undefined;
+    }, 30_000, `a renewed certificate (log: ${child.err().slice(-1500)})`);
+    assert.notEqual(second, first);
+    assert.match(child.err(), /renew/i);
+    child.kill('SIGTERM');
+    await once(child, 'exit');
   });
 });
