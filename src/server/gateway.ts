@@ -363,7 +363,8 @@ export class Gateway {
     const server = http2.createServer({
       maxHeaderListPairs: limits.maxHeaderCount + 8, // + pseudo-header fields
       maxSessionMemory: 32,
-      settings: { maxHeaderListSize: limits.maxHeaderSize, maxConcurrentStreams: 128 },
+      // Advertised above the limit so a client sends an oversize head and gets the 431, not a local error.
+      settings: { maxHeaderListSize: limits.maxHeaderSize * 2, maxConcurrentStreams: 128 },
     });
     server.on('session', (session: Http2Session) => {
       this.#h2.add(session);
@@ -411,6 +412,12 @@ export class Gateway {
       return;
     }
 
+    // node:http enforces maxHeaderSize while parsing; HTTP/2 heads arrive whole (HPACK), so the
+    // same limit is checked here, with the same answer.
+    if (h2 && headListSize(req.rawHeaders) > table.limits.maxHeaderSize) {
+      this.#reject(req, res, new GatewayError('MPG_HEADERS_TOO_LARGE'), undefined, req.headers[':authority'] as string ?? '', peer, started);
+      return;
+    }
     const r = resolve(table, { url: req.url!, rawHeaders: h2 ? h2ToH1Headers(req.rawHeaders) : req.rawHeaders, peer, proto: conn.secure ? 'https' : 'http', httpVersion: req.httpVersion });
     if ('error' in r) {
       this.#reject(req, res, r.error, r.site?.name, r.head.host, r.head.clientIp, started);
@@ -562,6 +569,13 @@ const ACME_CHALLENGE_PREFIX = '/.well-known/acme-challenge/';
 function boundAddress(s: http.Server | https.Server): ListenAddress {
   const a = s.address();
   return typeof a === 'object' && a ? { host: a.address, port: a.port } : { host: '', port: 0 };
+}
+
+/** Bytes of a head as HTTP/1.1 would carry it ("name: value\r\n" per field). */
+function headListSize(raw: readonly string[]): number {
+  let n = 0;
+  for (let i = 0; i < raw.length; i++) n += raw[i]!.length + 2;
+  return n;
 }
 
 /** "a.com:8080" → "a.com", "[::1]:80" → "[::1]". */

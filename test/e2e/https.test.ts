@@ -194,6 +194,52 @@ describe('HTTPS listener: SNI, ALPN (h2 + http/1.1), wss, redirects, HSTS', () =
     assert.equal(miss.headers['x-mpgate-error'], 'MPG_NO_SITE');
   });
 
+  it('HTTP/2 limits answer like HTTP/1.1: oversize head 431, too many fields 431, a streamed body over the limit 413', async () => {
+    const big = await get('a.test', '/', ['--http2', '-H', `X-Big: ${'a'.repeat(20 * 1024)}`]);
+    assert.equal(big.status, 431);
+    assert.equal(big.headers['x-mpgate-error'], 'MPG_HEADERS_TOO_LARGE');
+    const many = await get('a.test', '/', ['--http2', ...Array.from({ length: 101 }, (_, i) => ['-H', `X-H${i}: v`]).flat()]);
+    assert.equal(many.status, 431);
+    assert.equal(many.headers['x-mpgate-error'], 'MPG_TOO_MANY_HEADERS');
+    // No Content-Length: HTTP/2 frames the body itself, and it is counted as it streams.
+    const client = http2.connect(`https://127.0.0.1:${httpsPort}`, { ca: ca.certPem, servername: 'open.test' });
+    try {
+      const req = client.request({ ':method': 'POST', ':path': '/upload', ':authority': 'open.test' });
+      req.on('error', () => {});
+      req.write(Buffer.alloc(800, 1));
+      req.end(Buffer.alloc(800, 1));
+      const [headers] = (await once(req, 'response')) as [http2.IncomingHttpHeaders];
+      assert.equal(headers[':status'], 413);
+      assert.equal(headers['x-mpgate-error'], 'MPG_BODY_TOO_LARGE');
+    } finally {
+      client.close();
+    }
+  });
+
+  it('an HTTP/2 client resetting its stream mid-upload aborts the upstream request at once (499 in the log)', async () => {
+    const slow = await startBackend((req, res) => {
+      req.on('data', () => {});
+      req.on('close', () => res.destroy());
+    });
+    const local = await startGateway({ https: { listen: ['127.0.0.1:0'] }, sites: [{ hosts: ['a.test'], upstream: slow.url, tls: { cert: certA.certFile, key: certA.keyFile } }] });
+    try {
+      const port = local.gateway.httpsAddresses()[0]!.port;
+      const client = http2.connect(`https://127.0.0.1:${port}`, { ca: ca.certPem, servername: 'a.test' });
+      const req = client.request({ ':method': 'POST', ':path': '/up', ':authority': 'a.test' });
+      req.on('error', () => {});
+      req.write(Buffer.alloc(1024, 1));
+      await waitFor(() => slow.seen.length === 1, 5000, 'the upload to reach the upstream');
+      const upstreamClosed = once(slow.seen[0]!, 'close');
+      req.close(http2.constants.NGHTTP2_CANCEL);
+      await upstreamClosed;
+      await waitFor(() => local.access.some((e) => e.status === 499 && e.code === 'MPG_CLIENT_GONE'), 5000, 'a 499 access entry');
+      client.close();
+    } finally {
+      await local.close();
+      await slow.close();
+    }
+  });
+
   it('certificate files re-read on change: a renewed cert is served without a restart; a broken rewrite keeps the old one', async () => {
     const renewed = await issue(tmp.dir, { name: 'a-renewed', names: ['a.test'], issuer: ca });
     // certbot style: write next to it, then rename over (the key changes too).
