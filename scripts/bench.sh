@@ -23,3 +23,8 @@ bash "$BENCH/proxy-bench.sh" --repeat "${REPEAT:-3}" --out "$json" --md ".bench/
   "$@"
 node scripts/bench-report.mjs "$json" ".bench/$stamp.md" BENCHMARKS.md
 echo "bench: results added to BENCHMARKS.md (raw: $json)"
+# Then HTTPS and HTTP/2 next to nginx terminating TLS (scripts/bench-https.sh, about 4 more
+# minutes with 3 rounds); BENCH_HTTPS=0 skips it.
+if [[ ${BENCH_HTTPS:-1} != 0 ]]; then
+  bash scripts/bench-https.sh --no-build --repeat "${REPEAT:-3}"
+fi
