@@ -17,6 +17,8 @@ Commands:
   cert      Local CA and certificates for trying HTTPS (cert dev), or list certificate files (cert list)
   doctor    Check an https:// server the way WeChat will (TLS versions, chain, name, expiry, h2, wss)
   nginx     Import nginx server blocks as mpgate config (nginx import FILE), or export the nginx equivalent
+  site      Sites of a shared server: site add HOST --owner USER, list, remove, disable, enable, test
+  admin     Admin API tokens: admin token add NAME [--role admin], list, remove
   version   Print the version
 
 Run "mpgate <command> --help" for a command's options.
@@ -32,6 +34,8 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   cert: async (argv) => (await import('./cert.js')).runCert(argv),
   doctor: async (argv) => (await import('./doctor.js')).runDoctorCommand(argv),
   nginx: async (argv) => (await import('./nginx.js')).runNginx(argv),
+  site: async (argv) => (await import('./site.js')).runSite(argv),
+  admin: async (argv) => (await import('./admin.js')).runAdmin(argv),
   version: async () => {
     process.stdout.write(`${VERSION}\n`);
     return 0;

@@ -6,7 +6,10 @@ import { ConfigError } from '../core/errors.js';
 import { startDemoBackend, type DemoBackend } from '../demo/backend.js';
 import { ConfigWatcher } from '../server/config-watcher.js';
 import { Gateway } from '../server/gateway.js';
-import { createLoggers } from '../server/logging.js';
+import { createLoggers, type AccessEntry } from '../server/logging.js';
+import type { AdminServer } from '../admin/admin-server.js';
+import type { Metrics } from '../admin/metrics.js';
+import type { SiteStats } from '../admin/stats.js';
 import { parseCommand, UsageError, VERSION } from './usage.js';
 
 const HELP = `Usage: mpgate serve [--config FILE] [options]
@@ -29,6 +32,9 @@ Options:
       --access-log PATH    access log: "-" stdout (default), a file, or "off"
       --log-level LEVEL    fatal, error, warn, info (default), debug, trace
   -h, --help               this help
+
+With an "admin:" section in the file, the admin API, dashboard and /metrics listen on
+admin.listen (default 127.0.0.1:9090); see "mpgate site --help" and "mpgate admin --help".
 
 Signals: SIGTERM/SIGINT stop gracefully (shutdownGrace, default 10s; a second signal stops at once),
 SIGHUP reloads the config file.
@@ -82,10 +88,20 @@ export async function runServe(argv: string[]): Promise<number> {
   const loggers = createLoggers({ level: config.logLevel, access: config.accessLog });
   const { log } = loggers;
   let gateway: Gateway;
+  // With an admin section every access entry also feeds the dashboard's numbers and /metrics;
+  // without one the access callback stays the bare logger (nothing added to the hot path).
+  // (Loaded only then: a plain proxy process never loads prom-client or the dashboard.)
+  const observers = config.admin && file ? await adminObservers(() => gateway) : undefined;
+  const access = observers ? observeAccess(loggers.access, observers.stats, observers.metrics) : loggers.access;
   try {
-    gateway = await Gateway.start(config, { log, access: loggers.access });
+    gateway = await Gateway.start(config, { log, access });
   } catch (err) {
     await demo?.close();
+    if (err instanceof ConfigError) {
+      // Found only when starting: certificate files that cannot be served.
+      process.stderr.write(`${err.message}\n`);
+      return 1;
+    }
     const e = err as NodeJS.ErrnoException;
     const hint = e.code === 'EADDRINUSE' ? ' (something else listens there; pick another with --listen 127.0.0.1:PORT)'
       : e.code === 'EACCES' ? ' (ports below 1024 need root or CAP_NET_BIND_SERVICE)' : '';
@@ -93,33 +109,60 @@ export async function runServe(argv: string[]): Promise<number> {
     return 1;
   }
   const addrs = gateway.addresses();
-  log.info({ version: VERSION, listen: addrs.map((a) => `${a.host}:${a.port}`), sites: config.sites.length, config: file ?? (demo ? 'demo' : 'flags') }, 'mpgate started');
+  log.info({ version: VERSION, listen: addrs.map((a) => `${a.host}:${a.port}`), https: gateway.httpsAddresses().map((a) => `${a.host}:${a.port}`), sites: config.sites.length, config: file ?? (demo ? 'demo' : 'flags') }, 'mpgate started');
   if (demo) printDemoBanner(addrs[0]!.port);
 
   // ---- reload ----------------------------------------------------------------------------------
   let watcher: ConfigWatcher | undefined;
   let reloading = Promise.resolve();
-  const reload = (why: string) => {
+  /** Queues a reload; the promise settles once it is done (applied, or refused and logged). */
+  const reload = (why: string): Promise<void> => {
     if (!file) {
       log.warn({ why }, 'reload ignored: no config file');
-      return;
+      return Promise.resolve();
     }
     reloading = reloading.then(async () => {
       try {
         const fresh = await loadConfig(file);
         const next = hasOverrides(v) ? configFromObject(overrides(fresh as unknown as ConfigInput), file) : fresh;
+        const previous = gateway.config;
         const result = gateway.reload(next);
+        if (observers) forgetRemovedSites(previous, next, observers);
         await watcher?.noteLoaded();
         log.info({ why, sites: next.sites.length }, 'config reloaded');
-        if (result.needsRestart.length) log.warn({ settings: result.needsRestart }, 'changed settings need a restart to take effect');
+        // The admin listener is bound once, like `listen`; its tokens and sites are read live.
+        const needsRestart = [...result.needsRestart, ...(adminListener(next) !== adminListener(config) ? ['admin.listen/admin.tls'] : [])];
+        if (needsRestart.length) log.warn({ settings: needsRestart }, 'changed settings need a restart to take effect');
       } catch (err) {
         if (err instanceof ConfigError) log.error({ why, problems: err.message.split('\n') }, 'config rejected, keeping the running one');
         else log.error({ why, err }, 'reload failed, keeping the running config');
       }
     });
+    return reloading;
   };
-  if (file && config.watch) watcher = new ConfigWatcher(file, () => reload('file changed'));
-  process.on('SIGHUP', () => reload('SIGHUP'));
+  if (file && config.watch) watcher = new ConfigWatcher(file, () => void reload('file changed'));
+  process.on('SIGHUP', () => void reload('SIGHUP'));
+
+  // ---- admin API -------------------------------------------------------------------------------
+  let admin: AdminServer | undefined;
+  if (config.admin && file && observers) {
+    try {
+      const [{ startAdmin }, { DASHBOARD_CSP, dashboardHtml }] = await Promise.all([import('../admin/admin-server.js'), import('../admin/dashboard/page.js')]);
+      admin = await startAdmin({
+        config, configFile: file, gateway, log,
+        // A change made through the API is live when its answer goes out, watch or not.
+        reload: () => reload('admin API change'),
+        stats: observers.stats, metrics: observers.metrics, dashboardHtml, dashboardCsp: DASHBOARD_CSP,
+      });
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      process.stderr.write(`mpgate: cannot start the admin API on ${config.admin.listen}: ${e.message}${e.code === 'EADDRINUSE' ? ' (change admin.listen)' : ''}\n`);
+      watcher?.close();
+      await gateway.close(0);
+      loggers.close();
+      return 1;
+    }
+  }
 
   // ---- shutdown --------------------------------------------------------------------------------
   await new Promise<void>((done) => {
@@ -133,7 +176,7 @@ export async function runServe(argv: string[]): Promise<number> {
       stopping = true;
       log.info({ signal, graceMs: gateway.config.shutdownGrace }, 'shutting down');
       watcher?.close();
-      void gateway.close().then(async () => {
+      void Promise.all([admin?.close(), gateway.close()]).then(async () => {
         await demo?.close();
         log.info('stopped');
         loggers.close();
@@ -144,6 +187,34 @@ export async function runServe(argv: string[]): Promise<number> {
     process.on('SIGINT', () => stop('SIGINT'));
   });
   return 0;
+}
+
+async function adminObservers(gateway: () => Gateway): Promise<{ stats: SiteStats; metrics: Metrics }> {
+  const [{ SiteStats }, { Metrics }] = await Promise.all([import('../admin/stats.js'), import('../admin/metrics.js')]);
+  return { stats: new SiteStats(), metrics: new Metrics({ gauges: () => ({ connections: gateway().connections, websockets: gateway().tunnels }) }) };
+}
+
+function observeAccess(log: ((e: AccessEntry) => void) | undefined, stats: SiteStats, metrics: Metrics): (e: AccessEntry) => void {
+  return (e) => {
+    log?.(e);
+    stats.observe(e);
+    metrics.observe(e);
+  };
+}
+
+/** A site gone from the config takes its numbers with it (added again, it starts from zero). */
+function forgetRemovedSites(previous: Config, next: Config, o: { stats: SiteStats; metrics: Metrics }): void {
+  const names = (c: Config) => new Set(c.sites.map((s) => s.name ?? s.hosts[0]!));
+  const kept = names(next);
+  for (const name of names(previous)) {
+    if (kept.has(name)) continue;
+    o.stats.forget(name);
+    o.metrics.forget(name);
+  }
+}
+
+function adminListener(c: Config): string {
+  return JSON.stringify(c.admin ? [c.admin.listen, c.admin.tls ?? null] : null);
 }
 
 function hasOverrides(v: Record<string, unknown>): boolean {
