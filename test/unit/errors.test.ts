@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
+import { ADMIN_ERRORS } from '../../src/admin/errors.js';
 import { ConfigError, ERROR_CODES, GatewayError, classifyError, isConnectFailure, type ErrorCode } from '../../src/core/errors.js';
 
 /** An error shaped like the ones node and undici throw. */
@@ -116,8 +117,16 @@ describe('ERROR_CODES and docs/errors.md', () => {
     }
   });
 
+  it('lists every admin API code with the same status', () => {
+    for (const [code, status] of Object.entries(ADMIN_ERRORS)) {
+      const row = rows.find((r) => r.code === code);
+      assert.ok(row, `${code} is missing from docs/errors.md`);
+      assert.equal(row.status, String(status), `${code}: docs say ${row.status}, code says ${status}`);
+    }
+  });
+
   it('lists no code that does not exist, and none twice', () => {
-    const known = new Set(Object.keys(ERROR_CODES));
+    const known = new Set([...Object.keys(ERROR_CODES), ...Object.keys(ADMIN_ERRORS)]);
     for (const r of rows) assert.ok(known.has(r.code), `docs/errors.md lists ${r.code}, which src/core/errors.ts does not define`);
     assert.equal(new Set(rows.map((r) => r.code)).size, rows.length, 'a code is listed twice');
   });
