@@ -21,7 +21,8 @@ const m = meta.machine ?? {};
 const p = meta.params ?? {};
 
 const CASES = ['https-small', 'h2-small', 'h2-64k', 'handshakes', 'handshakes-full'];
-const CANDIDATES = ['nginx-tls', 'mpgate'];
+const CANDIDATES = ['nginx-tls', 'mpgate', 'undici-raw-tls'];
+const ANCHOR = 'undici-raw-tls';
 const UNIT = { 'https-small': 'req/s', 'h2-small': 'req/s', 'h2-64k': 'req/s', handshakes: 'conn/s', 'handshakes-full': 'conn/s' };
 // The issue's target: HTTPS small GET ≥ 0.40× nginx in the same run.
 const TARGET = { 'https-small': 0.40 };
@@ -142,7 +143,10 @@ for (const kase of CASES) {
   if (!mine || !ng) continue;
   const t = TARGET[kase];
   const verdict = t === undefined ? '' : mine.vs_nginx !== undefined && mine.vs_nginx >= t && mine.errors === 0 ? `met (target ${t.toFixed(2)}×)` : `not met (target ${t.toFixed(2)}×)`;
-  summary.push(`| ${kase} | ${f0(mine.rate)} ${mine.unit} | ${f0(ng.rate)} ${ng.unit} | ${mine.vs_nginx === undefined ? '–' : `${f2(mine.vs_nginx)}×`} | ${mine.cpu_vs_nginx === undefined ? '–' : `${f2(mine.cpu_vs_nginx)}×`} | ${mine.errors} / ${ng.errors} | ${verdict} |`);
+  const an = row(ANCHOR, kase);
+  const vsAnchor = an?.rate && mine.rate ? `${f2(mine.rate / an.rate)}×` : '–';
+  const anVsNginx = an?.vs_nginx === undefined ? '–' : `${f2(an.vs_nginx)}×`;
+  summary.push(`| ${kase} | ${f0(mine.rate)} ${mine.unit} | ${f0(ng.rate)} ${ng.unit} | ${mine.vs_nginx === undefined ? '–' : `${f2(mine.vs_nginx)}×`} | ${mine.cpu_vs_nginx === undefined ? '–' : `${f2(mine.cpu_vs_nginx)}×`} | ${anVsNginx} | ${vsAnchor} | ${mine.errors} / ${ng.errors} | ${verdict} |`);
 }
 
 const table = [];
@@ -166,8 +170,8 @@ const md = [
   `Machine: ${machine}.`,
   `Parameters: ${JSON.stringify(p)}`,
   '',
-  '| case | mpgate | nginx-tls | mpgate ÷ nginx | CPU per op, mpgate ÷ nginx | errors (mpgate / nginx) | target |',
-  '|---|--:|--:|--:|--:|--:|---|',
+  '| case | mpgate | nginx-tls | mpgate ÷ nginx | CPU per op, mpgate ÷ nginx | undici-raw-tls ÷ nginx | mpgate ÷ undici-raw-tls | errors (mpgate / nginx) | target |',
+  '|---|--:|--:|--:|--:|--:|--:|--:|---|',
   ...summary,
   '',
   '| case | candidate | rate (median) | spread | vs nginx | proxy CPU µs/op | p50 / p99 ms | proxy CPU | load CPU | other CPU | RSS MiB | errors |',
@@ -175,7 +179,7 @@ const md = [
   ...table,
   '',
   `Cases: https-small = wrk, HTTP/1.1 over TLS, keep-alive, ${p.connections} connections, 1 thread, GET / (13 bytes); h2-small / h2-64k = h2load, ${p.h2_clients} connections × ${p.h2_streams} streams, GET / and GET /64k; handshakes = wrk with \`Connection: close\`, ${p.connections} connections: one TCP + TLS connection per request, and wrk resumes the TLS session on each reconnect (TLS 1.3 session tickets, PSK + ECDHE), so these are resumed handshakes; handshakes-full = ${p.stime_procs} \`openssl s_time -new\` processes: a full handshake (no resumption, no SNI: both candidates use their default, the same, certificate) plus one GET / per connection. wrk SNI: ${p.wrk_sni}. ${p.duration_s} s per measurement after ${p.warmup_s} s warm-up. Proxy on CPU ${p.proxy_cpu}; load generators and upstream nginx on CPU ${p.load_cpu}.`,
-  `nginx-tls: the shared anchor config (\`../shared/bench/conf/nginx-proxy.conf\`, one worker, keepalive upstream, no access log) with TLS listeners (ssl + h2), \`ssl_protocols TLSv1.2 TLSv1.3\`, mpgate's cipher list and order, stock session settings (tickets on). mpgate: \`accessLog: false\`, \`logLevel: warn\`. TLS negotiated: ${tlsLines.join('; ')}.`,
+  `nginx-tls: the shared anchor config (\`../shared/bench/conf/nginx-proxy.conf\`, one worker, keepalive upstream, no access log) with TLS listeners (ssl + h2), \`ssl_protocols TLSv1.2 TLSv1.3\`, mpgate's cipher list and order, stock session settings (tickets on). mpgate: \`accessLog: false\`, \`logLevel: warn\`. undici-raw-tls: the shared \`anchors/undici-raw.js\` unchanged, served by node's \`http2.createSecureServer({allowHTTP1})\` (\`scripts/bench-anchors/undici-raw-tls.cjs\`). TLS negotiated: ${tlsLines.join('; ')}.`,
   'proxy CPU µs/op: CPU time of the candidate\'s processes per request (per connection for the handshake cases), over the same window as the rate; steadier than req/s on a machine whose CPU speed drifts. h2 rows show h2load\'s mean request time instead of percentiles. Near 100% proxy CPU: the proxy was the bottleneck; near 100% load CPU: the load side (the client\'s share of each handshake included) set the ceiling, so the ratio flatters the slower candidate.',
   ...(flags.length ? ['', ...flags] : []),
   ...(failures.length ? ['', 'Failed rounds:', ...failures.map((f) => `- ${f}`)] : []),

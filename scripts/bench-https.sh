@@ -32,7 +32,7 @@ SHARED=$(cd -- "$ROOT/../shared/bench" 2>/dev/null && pwd) || { echo "bench-http
 ALL_CASES=https-small,h2-small,h2-64k,handshakes,handshakes-full
 CASES=$ALL_CASES
 REPEAT=${REPEAT:-3}
-DURATION=4           # seconds per measurement (3 rounds × 2 candidates × 5 cases: ~4 min)
+DURATION=4           # seconds per measurement (3 rounds × 3 candidates × 5 cases: ~6 min)
 WARMUP=1             # seconds of discarded load before each measurement
 CONNECTIONS=64       # wrk connections (https-small, handshakes)
 H2_CLIENTS=16        # h2load connections
@@ -132,6 +132,8 @@ if ((${#missing[@]})); then
     die "missing: ${missing[*]}; install them (Debian: sudo apt-get install ${missing[*]})"
   fi
 fi
+# The undici-raw-tls anchor runs the harness's own anchor file, with the harness's pinned packages.
+[[ -d $SHARED/node_modules/undici ]] || bash "$SHARED/setup.sh" >&2
 for tool in nginx wrk h2load openssl curl node taskset setsid ss awk; do
   command -v "$tool" >/dev/null || die "'$tool' not found"
 done
@@ -286,7 +288,9 @@ sites:
 EOF
 }
 
-CANDIDATES=(nginx-tls mpgate)
+# undici-raw-tls: the shared harness's fastest plain Node anchor, unchanged, over node's TLS + h2
+# (scripts/bench-anchors/undici-raw-tls.cjs): what a minimal Node proxy pays for TLS here.
+CANDIDATES=(nginx-tls mpgate undici-raw-tls)
 start_candidate() {   # NAME DIR -> CUR_PID
   local name=$1 dir=$2
   mkdir -p "$dir"
@@ -298,6 +302,10 @@ start_candidate() {   # NAME DIR -> CUR_PID
     mpgate)
       render_mpgate "$dir"
       start_proc "$PROXY_CPU" "$dir/output.log" node "$ROOT/dist/src/cli/main.js" serve --config "$dir/mpgate.yaml" ;;
+    undici-raw-tls)
+      start_proc "$PROXY_CPU" "$dir/output.log" env PORT="$HTTPS_PORT" HOST="$HOST_NAME" UPSTREAM="http://127.0.0.1:$UPSTREAM_PORT" \
+        TLS_CERT="$CERT_DIR/fullchain.pem" TLS_KEY="$CERT_DIR/key.pem" ANCHOR="$SHARED/anchors/undici-raw.js" \
+        node "$ROOT/scripts/bench-anchors/undici-raw-tls.cjs" ;;
   esac
   CUR_PID=$STARTED_PID
 }
