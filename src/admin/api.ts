@@ -28,7 +28,9 @@ import type { AccessEntry } from '../server/access-log.js';
 import type { AuditEntry, AuditLog } from './audit.js';
 import { Authenticator, canSee, siteChangeProblem, siteNameOf, type Principal } from './auth.js';
 import { AdminError, SiteStore, siteView, type Guard } from './site-store.js';
-import { certExpiry, siteTest } from './site-test.js';
+import { siteTest, tcpProbe } from './site-test.js';
+
+const PROBE_TTL_MS = 2000;
 
 /** What the API reads from the running gateway (server/gateway.ts's Gateway fits). */
 export interface GatewayView {
@@ -171,11 +173,26 @@ export function createAdminApi(opts: AdminApiOptions): (req: IncomingMessage, re
     return site;
   };
 
+  // Passive health only knows about upstreams that traffic has tried; a site nobody visited yet
+  // would show "up" with nothing listening. So each origin is also probed (TCP connect), at most
+  // once per PROBE_TTL_MS however often the dashboard polls.
+  const probes = new Map<string, { at: number; up: Promise<boolean> }>();
+  const probe = (origin: string): Promise<boolean> => {
+    const now = Date.now();
+    let p = probes.get(origin);
+    if (p === undefined || now - p.at > PROBE_TTL_MS) {
+      p = { at: now, up: tcpProbe(origin, 500).then((r) => r.ok) };
+      probes.set(origin, p);
+    }
+    return p.up;
+  };
+
   const view = async (s: SiteConfig, status: ReturnType<GatewayView['upstreamStatus']>) => {
     const name = siteNameOf(s);
     // One origin may serve several routes: it is up when every route's view of it is.
     const seen = new Map<string, boolean>();
     for (const u of status) if (u.site === name) seen.set(u.origin, (seen.get(u.origin) ?? true) && u.up);
+    for (const [origin, up] of seen) if (up) seen.set(origin, await probe(origin));
     // What the listener serves right now, not what the files say: a broken rewrite or a failed
     // ACME order shows as an error next to the certificate still in use.
     const c = opts.gateway.certificates().find((x) => x.site === name);

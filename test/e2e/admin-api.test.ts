@@ -150,6 +150,9 @@ describe('admin API: an administrator and two users (alice, bob)', () => {
     assert.equal(r.json.site.owner, 'bob');
     const port = Number(String(r.json.site.upstream).split(':').pop());
     assert.notEqual(port, backends[0]!.port, 'the bound first port of the range is skipped');
+    // Nothing listens there yet: the site shows its upstream down (probed, not just never tried).
+    const before = (await api('bob', 'GET', '/api/v1/sites/y.test')).json.site;
+    assert.deepEqual(before.upstreams, [{ origin: `http://127.0.0.1:${port}`, up: false }]);
     // The user now starts the service on the port the admin API handed out.
     const server = http.createServer((_req, res) => res.end('bob-app')).listen(port, '127.0.0.1');
     await once(server, 'listening');
