@@ -3,6 +3,7 @@
  * `file:line:col key: message (hint)`, all at once, so a user fixes the file in one pass.
  */
 import { readFile } from 'node:fs/promises';
+import { dirname, resolve as resolvePath } from 'node:path';
 import { LineCounter, isMap, isPair, isScalar, parseDocument, type Document, type Node as YamlNode } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError } from '../core/errors.js';
@@ -30,11 +31,16 @@ export async function loadConfig(file: string): Promise<Config> {
     ];
     throw new ConfigError(formatProblems(problems), problems, { cause: err });
   }
-  return parseConfig(text, file);
+  // Relative paths in the file mean "next to this file", whatever directory mpgate is started
+  // from (a systemd unit runs in /): certificate files, CA files, the ACME store, logs.
+  return parseConfig(text, file, { baseDir: dirname(resolvePath(file)) });
 }
 
-/** Validates YAML (or JSON) text. `file` is only used in messages. */
-export function parseConfig(text: string, file = '<config>'): Config {
+/**
+ * Validates YAML (or JSON) text. `file` is only used in messages; with `baseDir`, relative file
+ * paths in the config are resolved against it.
+ */
+export function parseConfig(text: string, file = '<config>', opts: { baseDir?: string } = {}): Config {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
@@ -45,7 +51,7 @@ export function parseConfig(text: string, file = '<config>'): Config {
     throw new ConfigError(formatProblems(problems), problems);
   }
   const raw = (doc.toJS() ?? {}) as unknown;
-  return validate(raw, file, doc, lineCounter);
+  return validate(raw, file, doc, lineCounter, opts.baseDir);
 }
 
 /** Validates an in-memory object (used by the CLI one-liner and the demo). */
@@ -53,10 +59,10 @@ export function configFromObject(raw: ConfigInput, file = '<flags>'): Config {
   return validate(raw, file);
 }
 
-function validate(raw: unknown, file: string, doc?: Document, lines?: LineCounter): Config {
+function validate(raw: unknown, file: string, doc?: Document, lines?: LineCounter, baseDir?: string): Config {
   // reportInput: zod 4 drops `issue.input` otherwise, and toProblems needs it to tell "missing" from "wrong type".
   const result = configSchema.safeParse(raw, { reportInput: true });
-  if (result.success) return deepFreeze(result.data);
+  if (result.success) return deepFreeze(baseDir === undefined ? result.data : resolvePaths(result.data, baseDir));
   const problems = result.error.issues.flatMap((issue) => toProblems(issue, file, doc, lines));
   throw new ConfigError(formatProblems(problems), problems);
 }
@@ -173,6 +179,24 @@ export function formatProblems(problems: readonly ConfigProblem[]): string {
   return problems
     .map((p) => `${p.file}${p.line ? `:${p.line}:${p.column}` : ''} ${p.key ? `${p.key}: ` : ''}${p.message}${p.hint ? ` (${p.hint})` : ''}`)
     .join('\n');
+}
+
+/** Every file or directory path the config holds, made absolute against `base` (before freezing). */
+function resolvePaths(cfg: Config, base: string): Config {
+  const abs = (p: string): string => resolvePath(base, p);
+  const files = <T extends { cert: string; key: string } | undefined>(f: T): T => (f === undefined ? f : { ...f, cert: abs(f.cert), key: abs(f.key) });
+  return {
+    ...cfg,
+    sites: cfg.sites.map((s) => ({
+      ...s,
+      ...(s.tls !== undefined && s.tls !== 'auto' ? { tls: files(s.tls) } : {}),
+      ...(s.routes ? { routes: s.routes.map((r) => (r.relay?.ca !== undefined ? { ...r, relay: { ...r.relay, ca: abs(r.relay.ca) } } : r)) } : {}),
+    })),
+    https: { ...cfg.https, ...(cfg.https.defaultCert ? { defaultCert: files(cfg.https.defaultCert) } : {}) },
+    acme: { ...cfg.acme, storage: abs(cfg.acme.storage), ...(cfg.acme.ca !== undefined ? { ca: abs(cfg.acme.ca) } : {}) },
+    ...(cfg.admin ? { admin: { ...cfg.admin, ...(cfg.admin.tls ? { tls: files(cfg.admin.tls) } : {}), ...(cfg.admin.audit !== undefined ? { audit: abs(cfg.admin.audit) } : {}) } } : {}),
+    ...(typeof cfg.accessLog === 'object' && cfg.accessLog.path !== '-' ? { accessLog: { path: abs(cfg.accessLog.path) } } : {}),
+  };
 }
 
 function deepFreeze<T>(value: T): T {

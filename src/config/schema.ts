@@ -252,7 +252,7 @@ const acmeSchema = z
       .refine((s) => s === 'letsencrypt' || s === 'letsencrypt-staging' || /^https:\/\/\S+$/.test(s), 'expected "letsencrypt", "letsencrypt-staging" or an https:// ACME directory URL')
       .describe('ACME directory: "letsencrypt", "letsencrypt-staging" or the directory URL of any CA.'),
     email: z.string().email().optional().describe('Contact address for the ACME account (expiry notices).'),
-    storage: z.string().min(1).default('./mpgate-certs').describe('Directory for the account key, certificates and keys (keys are written mode 0600).'),
+    storage: z.string().min(1).default('./mpgate-certs').describe('Directory for the account key, certificates and keys (keys are written mode 0600); relative to the config file.'),
     challenges: z.array(z.enum(['http-01', 'tls-alpn-01'])).min(1).default(['http-01', 'tls-alpn-01']).describe('Challenge types offered, in order of preference. http-01 needs port 80, tls-alpn-01 port 443.'),
     ca: z.string().min(1).optional().describe('PEM file with the CA that signs the ACME server\'s own HTTPS certificate (a private or test CA such as pebble\'s).'),
     renewBefore: z.number().gt(0).lt(1).default(1 / 3).describe('Renew when this fraction of the certificate\'s lifetime is left (1/3: day 60 of a 90-day certificate).'),

@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { FlagError, configFromFlags } from '../../src/config/from-flags.js';
-import { configFromObject, formatProblems, keyPath, parseConfig, type ConfigProblem } from '../../src/config/load.js';
+import { configFromObject, formatProblems, keyPath, loadConfig, parseConfig, type ConfigProblem } from '../../src/config/load.js';
 import { ConfigError } from '../../src/core/errors.js';
 
 /** Runs parseConfig and returns the ConfigError it must throw. */
@@ -431,5 +434,43 @@ describe('configFromFlags', () => {
   it('leaves bad hosts and URLs to the config validation', () => {
     const input = configFromFlags({ listen: [], routes: ['a b=ftp://x'] });
     assert.throws(() => configFromObject(input), (err: unknown) => err instanceof ConfigError && err.problems.length === 2);
+  });
+});
+
+describe('loadConfig: relative paths', () => {
+  it('are resolved against the config file\'s directory, not the working directory', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'mpgate-paths-'));
+    try {
+      const file = join(dir, 'mpgate.yaml');
+      await writeFile(file, `accessLog: { path: logs/access.log }
+https: { defaultCert: { cert: certs/d.pem, key: certs/d-key.pem } }
+acme: { storage: ./store, ca: /etc/ssl/pebble.pem }
+admin: { audit: audit.log, tls: { cert: ../elsewhere/a.pem, key: a-key.pem } }
+sites:
+  - hosts: [a.test]
+    tls: { cert: certs/a.pem, key: certs/a-key.pem }
+    routes:
+      - path: /relay
+        relay: { upstream: https://backend.test, ca: ca.pem }
+  - hosts: [b.test]
+    upstream: http://127.0.0.1:8000
+    tls: auto
+`);
+      const cfg = await loadConfig(file);
+      assert.deepEqual(cfg.accessLog, { path: join(dir, 'logs/access.log') });
+      assert.deepEqual(cfg.https.defaultCert, { cert: join(dir, 'certs/d.pem'), key: join(dir, 'certs/d-key.pem') });
+      assert.equal(cfg.acme.storage, join(dir, 'store'));
+      assert.equal(cfg.acme.ca, '/etc/ssl/pebble.pem', 'absolute paths stay as they are');
+      assert.equal(cfg.admin!.audit, join(dir, 'audit.log'));
+      assert.deepEqual(cfg.admin!.tls, { cert: join(dir, '../elsewhere/a.pem'), key: join(dir, 'a-key.pem') });
+      assert.deepEqual(cfg.sites[0]!.tls, { cert: join(dir, 'certs/a.pem'), key: join(dir, 'certs/a-key.pem') });
+      assert.equal(cfg.sites[0]!.routes![0]!.relay!.ca, join(dir, 'ca.pem'));
+      assert.equal(cfg.sites[1]!.tls, 'auto');
+      assert.ok(Object.isFrozen(cfg.sites[0]!.tls), 'still deep-frozen');
+      // Text validated on its own (mpgate check on stdin, the site store) keeps the paths as written.
+      assert.equal(parseConfig('acme: { storage: ./store }\n').acme.storage, './store');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
