@@ -2,6 +2,8 @@ import { X509Certificate } from 'node:crypto';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import tls from 'node:tls';
+import { loadConfig } from '../config/load.js';
+import { ConfigError } from '../core/errors.js';
 import { isAcmeStorage, listStoredSites, type StoredSite } from '../tls/acme/store.js';
 import { analyzeChain, isKeyOnlyPem, isoDay, readCertificates, shortDn, summarize } from '../tls/cert-info.js';
 import { defaultCertDir, ensureDevCertificates, shellQuote, trustHint, type DevCertResult } from '../tls/dev-ca.js';
@@ -12,7 +14,7 @@ import { parseCommand, UsageError } from './usage.js';
 const DEFAULT_ACME_STORAGE = './mpgate-certs';
 
 const HELP = `Usage: mpgate cert dev [--dir DIR] [--name NAME]... [--force]
-       mpgate cert list [--dir DIR | FILE...]
+       mpgate cert list [--config FILE | --dir DIR | FILE...]
 
 Certificates for trying HTTPS on a laptop, and a look at certificate files.
 Exit status: 0 done, 1 failed, 2 usage error.
@@ -29,6 +31,7 @@ Exit status: 0 done, 1 failed, 2 usage error.
          --dir or files, ${DEFAULT_ACME_STORAGE} (the default acme.storage) is listed too when it exists.
 
 Options:
+  -c, --config FILE the certificates a config serves: its sites' tls files and its ACME store (list)
       --dir DIR     where the files are (default: ${defaultCertDir()},
                     or $MPGATE_CERT_DIR), or an ACME storage directory
       --name NAME   a DNS name, "*.name" or an IP address for the certificate (dev; repeatable)
@@ -97,14 +100,31 @@ export function formatDev(r: DevCertResult, platform: NodeJS.Platform = process.
 const CERT_EXT = new Set(['.pem', '.crt', '.cer', '.der']);
 
 async function certList(argv: string[]): Promise<number> {
-  const parsed = parseCommand(argv, { dir: { type: 'string' } }, HELP, true);
+  const parsed = parseCommand(argv, { dir: { type: 'string' }, config: { type: 'string', short: 'c' } }, HELP, true);
   if (!parsed) return 0;
   const { values, positionals } = parsed;
-  if (values.dir !== undefined && positionals.length > 0) throw new UsageError(`give either --dir or files, not both\n\n${HELP}`);
+  if ([values.dir !== undefined, positionals.length > 0, values.config !== undefined].filter(Boolean).length > 1) throw new UsageError(`give one of --config, --dir or files\n\n${HELP}`);
   let files: string[];
-  const fromDir = positionals.length === 0;
+  const fromDir = positionals.length === 0 && values.config === undefined;
   let acme: { dir: string; sites: StoredSite[] } | undefined;
-  if (fromDir) {
+  if (values.config !== undefined) {
+    // What a config serves: every site's certificate files, the default certificate, and the ACME store.
+    let cfg;
+    try {
+      cfg = await loadConfig(values.config);
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      process.stderr.write(`${err.message}\n`);
+      return 1;
+    }
+    const certFiles = [...cfg.sites.flatMap((site) => (site.tls !== undefined && site.tls !== 'auto' ? [site.tls.cert] : [])), ...(cfg.https.defaultCert ? [cfg.https.defaultCert.cert] : [])];
+    files = [...new Set(certFiles)];
+    if (cfg.sites.some((site) => site.tls === 'auto') && (await isAcmeStorage(cfg.acme.storage))) acme = { dir: cfg.acme.storage, sites: await listStoredSites(cfg.acme.storage) };
+    if (files.length === 0 && acme === undefined) {
+      process.stderr.write(`mpgate cert list: ${values.config} serves no certificate yet (no site has tls, or tls: auto has not issued one)\n`);
+      return 1;
+    }
+  } else if (fromDir) {
     const dir = resolve(values.dir ?? defaultCertDir());
     // The gateway's ACME storage: named with --dir, or the default one in the current directory.
     const acmeDir = values.dir !== undefined ? dir : resolve(DEFAULT_ACME_STORAGE);

@@ -90,6 +90,11 @@ sites:
     assert.equal(list.code, 0, list.stderr);
     assert.match(list.stdout, /auto\.test/);
     assert.match(list.stdout, /valid/);
+    // The same through the config that serves it.
+    const byConfig = await runCli(['cert', 'list', '--config', file]);
+    assert.equal(byConfig.code, 0, byConfig.stderr);
+    assert.match(byConfig.stdout, /auto\.test/);
+    assert.match(byConfig.stdout, /valid/);
   });
 
   it('tls-alpn-01 only: validated on the HTTPS listener itself', async () => {

@@ -325,6 +325,12 @@ describe('HTTPS configuration errors and options', () => {
   it('the CLI reports a bad certificate as a config error with the file, exit 1', async () => {
     const cfg = join(tmp.dir, 'bad.yaml');
     await writeFile(cfg, `listen: ["127.0.0.1:0"]\nhttps:\n  listen: ["127.0.0.1:0"]\nsites:\n  - hosts: [good.test]\n    upstream: ${backend.url}\n    tls:\n      cert: ${good.certFile}\n      key: ${other.keyFile}\n`);
+    const goodYaml = join(tmp.dir, 'good.yaml');
+    await writeFile(goodYaml, `https:\n  listen: ["127.0.0.1:0"]\nsites:\n  - hosts: [good.test]\n    upstream: ${backend.url}\n    tls: { cert: good.pem, key: good-key.pem }\n`);
+    const list = await runCli(['cert', 'list', '--config', goodYaml]);
+    assert.equal(list.code, 0, list.stderr);
+    assert.match(list.stdout, /good\.pem/);
+    assert.match(list.stdout, /good\.test/);
     const check = await runCli(['check', '--config', cfg]);
     assert.equal(check.code, 1, check.stdout + check.stderr);
     assert.match(check.stderr + check.stdout, /other-key\.pem.*the key does not belong/);
