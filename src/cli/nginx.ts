@@ -16,11 +16,12 @@ const IMPORT_HELP = `Usage: mpgate nginx import FILE [-o OUT] [--conf-dir DIR]
 Turns the nginx server blocks in FILE (a whole nginx.conf or a conf.d/sites-enabled snippet) into
 an mpgate config, printed as YAML (or written to OUT). Translated: listen, server_name, location
 (prefix; "=" when mpgate routes that path the same anyway), proxy_pass (URL, URI part, upstream
-blocks), proxy_set_header, client_max_body_size, default_server, set_real_ip_from and the proxy/
-client timeouts. Everything else is a finding on stderr, one per line:
+blocks), proxy_set_header, client_max_body_size, default_server, set_real_ip_from, the proxy/
+client timeouts, and HTTPS: "listen ... ssl [http2]", ssl_certificate(_key) (the site's tls files),
+ssl_protocols, Strict-Transport-Security, the port-80 "return 301 https://..." server (the site's
+redirectHttp) and "return 503" (disabled). Everything else is a finding on stderr, one per line:
   FILE:LINE directive: message
-including ssl_certificate and "listen 443 ssl" (HTTPS is not in mpgate yet: noted, not applied)
-and "return 301" (mpgate has no redirects). Relative includes next to FILE are followed; absolute
+(e.g. ssl_session_*, ssl_dhparam: mpgate's TLS defaults apply). Relative includes next to FILE are followed; absolute
 ones are reported. Exit status: 0 imported (findings or not), 1 unreadable or malformed FILE
 (FILE:LINE: what is wrong), 2 usage error.
 

@@ -230,3 +230,13 @@ export function h2ToH1Headers(raw: readonly string[]): string[] {
   if (cookies !== undefined) out.push('cookie', cookies);
   return out;
 }
+
+/**
+ * The Strict-Transport-Security value for a site's `hsts` setting (`true`: one year), or none.
+ * One definition for the gateway and for `mpgate nginx export`, so both send the same field.
+ */
+export function hstsValue(hsts: boolean | { maxAge: number; includeSubDomains: boolean; preload: boolean }): string | undefined {
+  if (hsts === false) return undefined;
+  const h = hsts === true ? { maxAge: 31_536_000_000, includeSubDomains: false, preload: false } : hsts;
+  return `max-age=${Math.floor(h.maxAge / 1000)}${h.includeSubDomains ? '; includeSubDomains' : ''}${h.preload ? '; preload' : ''}`;
+}

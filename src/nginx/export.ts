@@ -20,13 +20,33 @@
  * - stripPrefix: `proxy_pass …/base/` (nginx's own prefix replacement) when the route path ends in
  *   "/"; otherwise a `rewrite ^/p/?(.*)$ /base/$1 break`, which matches mpgate for /p, /p/x and /px.
  *
+ * - HTTPS (a site with tls: {cert, key}): a server on every https.listen address (`listen … ssl http2`,
+ *   nginx 1.22's form, which newer nginx still takes; no http2 with https.http2: false) with
+ *   ssl_certificate/_key, ssl_protocols from https.minVersion, ssl_ciphers (+ ssl_conf_command
+ *   Ciphersuites for TLS 1.3 names) and ssl_prefer_server_ciphers on, as mpgate serves them; hsts →
+ *   `add_header Strict-Transport-Security "…" always`. redirectHttp → a plain-HTTP server for the same
+ *   names doing `return 301` (GET/HEAD) or `return 308` (other methods, via `if ($request_method …)`:
+ *   return needs a literal status, so a map cannot pick it) to https://$host[:port]$request_uri;
+ *   redirectHttp: false → one server listening on both. Unknown names over HTTPS: the catch-all also
+ *   listens there, with https.defaultCert or the first site's certificate, or ssl_reject_handshake
+ *   (https.unknownSni: reject).
+ * - tls: auto: nginx cannot use mpgate's ACME certificates, and a path to a file that does not exist yet
+ *   would make `nginx -t` fail: the site is written on plain HTTP with comments (and a note) saying
+ *   how to get nginx its own (certbot --nginx --redirect -d NAME adds the HTTPS lines to that block).
+ * - owner: a comment; disabled: `return 503` in front of the locations (mpgate answers 503 too).
+ * Not expressed for HTTPS: mpgate serves plain-HTTP WebSocket upgrades and requests a trusted proxy
+ * marks X-Forwarded-Proto: https without redirecting them (nginx's redirect server redirects them),
+ * and adds HSTS to proxied answers only (nginx `always`: to its own error pages too).
+ *
  * Relay and OCR routes are mpgate's own services and cannot be written in nginx: their locations
  * pass the request to mpgate itself (`mpgate` option, default http://127.0.0.1:8080), which then
  * runs behind nginx with the same config (listen on that address, trustedProxies: [127.0.0.1]).
  * Each is also returned as a note.
  */
-import type { Config, RouteConfig, SiteConfig } from '../config/schema.js';
-import { MPGATE_VARIABLES as V, escapeRegex } from './import.js';
+import { isAbsolute } from 'node:path';
+import { splitListen, type CertFiles, type Config, type RouteConfig, type SiteConfig } from '../config/schema.js';
+import { DEFAULT_TLS12_CIPHERS, MPGATE_VARIABLES as V, escapeRegex } from './import.js';
+import { hstsValue } from '../core/headers.js';
 import { quoteWord } from './parse.js';
 
 export interface ExportOptions {
@@ -74,12 +94,33 @@ class Exporter {
   run(): ExportResult {
     const c = this.config;
     const servers: Line[] = [];
+    // The certificate nginx answers unknown names with, as mpgate: https.defaultCert, else the first site's.
+    const firstFiles = c.sites.map((s) => s.tls).find((t): t is CertFiles => t !== undefined && t !== 'auto');
+    const unknownCert: CertFiles | 'reject' | undefined = firstFiles === undefined ? undefined : c.https.unknownSni === 'reject' ? 'reject' : c.https.defaultCert ?? firstFiles;
+    const defaultIndex = c.defaultSite === undefined ? -1 : c.sites.findIndex((s) => (s.name ?? s.hosts[0]) === c.defaultSite);
+    const defaultHasFiles = defaultIndex !== -1 && isFiles(c.sites[defaultIndex]!.tls);
     if (c.defaultSite === undefined) {
       servers.push(
         '# Hosts no site serves: 404, as mpgate answers them (a config with defaultSite marks that site\'s server instead).',
         '# On Debian, disable sites-enabled/default: it claims default_server on port 80 too.',
-        'server {', [...this.#listens('default_server'), 'server_name _;', 'return 404;'], '}', '',
+        'server {', [
+          ...this.#listens('http', 'default_server'),
+          ...(unknownCert ? this.#listens('https', 'default_server') : []),
+          'server_name _;',
+          ...(unknownCert ? this.#tlsLines(unknownCert) : []),
+          'return 404;',
+        ], '}', '',
       );
+    } else if (unknownCert && !defaultHasFiles) {
+      // defaultSite serves plain HTTP only in nginx; names nobody serves still need an HTTPS default.
+      this.notes.push(`defaultSite "${c.defaultSite}" has no certificate files: over HTTPS, nginx answers unknown names 404 (mpgate: that site, with the default certificate)`);
+      servers.push(
+        '# Unknown names over HTTPS: 404 (mpgate would let defaultSite answer them, with the default certificate).',
+        'server {', [...this.#listens('https', 'default_server'), 'server_name _;', ...this.#tlsLines(unknownCert), 'return 404;'], '}', '',
+      );
+    }
+    if (c.https.unknownSni === 'reject' && defaultHasFiles) {
+      this.notes.push(`https.unknownSni: reject with defaultSite "${c.defaultSite}": nginx answers unknown names with that site's certificate instead of refusing the handshake`);
     }
     c.sites.forEach((site, i) => servers.push(...this.#server(site, i), ''));
 
@@ -91,6 +132,10 @@ class Exporter {
       '# connections, streaming in both directions, the body limit and timeouts.',
       '# Not expressed: limits.maxHeaderSize, maxHeaderCount, requestTimeout, idleTimeout, websocketIdleTimeout',
       `#   (nginx closes an idle WebSocket after proxy_read_timeout), upstream.connections and keepAliveTimeout, accessLog, logLevel.`,
+      ...(c.sites.some((s) => isFiles(s.tls) && s.redirectHttp) ? [
+        '#   HTTPS sites: mpgate does not redirect plain-HTTP WebSocket upgrades, nor requests a trusted proxy marks',
+        '#   X-Forwarded-Proto: https; the redirect servers here do. HSTS is also on nginx\'s own error answers.',
+      ] : []),
       ...(this.usesMpgate ? [
         `# Relay and OCR routes are mpgate's own services: nginx passes them to mpgate at ${this.mpgateUrl}.`,
         `#   Run mpgate there with this same config, listen: ["${hostPort(this.mpgateUrl)}"] and trustedProxies: ["127.0.0.1"]`,
@@ -119,10 +164,13 @@ class Exporter {
     return { text: `${render(lines, 0)}\n`, notes: this.notes };
   }
 
-  /** `listen` lines for every mpgate listen address, with `extra` parameters (default_server). */
-  #listens(extra?: string): string[] {
+  /** `listen` lines for every plain-HTTP (or HTTPS) address of mpgate, with `extra` parameters (default_server). */
+  #listens(kind: 'http' | 'https', extra?: string): string[] {
     const out: string[] = [];
-    for (const addr of this.config.listen) {
+    const https = kind === 'https';
+    // nginx 1.22 (Debian 12) takes http2 as a listen parameter; nginx 1.25.1+ still does (with a warning).
+    const tls = https ? ['ssl', ...(this.config.https.http2 ? ['http2'] : [])] : [];
+    for (const addr of https ? this.config.https.listen : this.config.listen) {
       const forms: string[][] = [];
       if (/^\d+$/.test(addr)) forms.push([addr], [`[::]:${addr}`]);
       else if (addr.startsWith('0.0.0.0:')) forms.push([addr.slice('0.0.0.0:'.length)]);
@@ -131,8 +179,25 @@ class Exporter {
         forms.push(this.#listenOptions.has(addr) ? [addr] : [addr, 'ipv6only=off']);
         this.#listenOptions.add(addr);
       } else forms.push([addr]);
-      for (const f of forms) out.push(`listen ${[...f, ...(extra ? [extra] : [])].map(quoteWord).join(' ')};`);
+      for (const [a, ...opts] of forms) out.push(`listen ${[a!, ...tls, ...opts, ...(extra ? [extra] : [])].map(quoteWord).join(' ')};`);
     }
+    return out;
+  }
+
+  /** The TLS lines of an HTTPS server: certificate (or refusal), protocols and ciphers as mpgate serves them. */
+  #tlsLines(files: CertFiles | 'reject'): string[] {
+    const h = this.config.https;
+    const out = files === 'reject'
+      ? ['ssl_reject_handshake on;']
+      : [`ssl_certificate ${quoteWord(files.cert)};`, `ssl_certificate_key ${quoteWord(files.key)};`];
+    const list = (h.ciphers ?? DEFAULT_TLS12_CIPHERS).split(':');
+    // mpgate takes TLS 1.3 suite names in the same list; nginx sets them apart (ssl_conf_command, nginx 1.19.4+).
+    const tls13 = h.ciphers !== undefined && h.ciphers.includes('TLS_') ? list.filter((c) => c.startsWith('TLS_')) : [];
+    const tls12 = list.filter((c) => !c.startsWith('TLS_'));
+    out.push(`ssl_protocols ${h.minVersion === 'TLSv1.3' ? 'TLSv1.3' : 'TLSv1.2 TLSv1.3'};`);
+    if (tls12.length) out.push(`ssl_ciphers ${quoteWord(tls12.join(':'))};`);
+    if (tls13.length) out.push(`ssl_conf_command Ciphersuites ${quoteWord(tls13.join(':'))};`);
+    out.push('ssl_prefer_server_ciphers on;');
     return out;
   }
 
@@ -156,9 +221,52 @@ class Exporter {
     const name = site.name ?? site.hosts[0]!;
     const key = `sites[${index}]`;
     const routes = siteRoutes(site);
+    const isDefault = c.defaultSite === name ? 'default_server' : undefined;
+    const files = isFiles(site.tls) ? site.tls : undefined;
+    const redirect = files !== undefined && site.redirectHttp;
+    const serverName = `server_name ${site.hosts.map(quoteWord).join(' ')};`;
+    const title = `# site "${name}" (${key})${site.owner === undefined ? '' : `, owner ${site.owner}`}`;
+    const out: Line[] = [];
+    const hsts = hstsValue(site.hsts);
+    if (redirect) {
+      // mpgate's redirect: to the first HTTPS listen's port, 301 for GET/HEAD, 308 (method and body kept) otherwise.
+      const port = splitListen(c.https.listen[0]!).port;
+      const target = `https://$host${port === 443 ? '' : `:${port}`}$request_uri`;
+      out.push(
+        `${title}: plain HTTP → https (redirectHttp), 301 for GET/HEAD and 308 for other methods, as mpgate.`,
+        'server {', [
+          ...this.#listens('http', isDefault),
+          serverName,
+          // return takes a literal status, so a map cannot pick it: an if with return, the use nginx documents as safe.
+          'if ($request_method !~ ^(GET|HEAD)$) {', [`return 308 ${target};`], '}',
+          `return 301 ${target};`,
+        ], '}', '',
+      );
+    }
+    const head: Line[] = [
+      ...(files && !redirect ? this.#listens('http', isDefault) : []),
+      ...(files ? this.#listens('https', isDefault) : this.#listens('http', isDefault)),
+      serverName,
+    ];
+    if (files) {
+      head.push(...this.#tlsLines(files));
+      if (hsts !== undefined) head.push(`add_header Strict-Transport-Security ${quoteWord(hsts)} always;`);
+      for (const f of [files.cert, files.key]) {
+        if (!isAbsolute(f)) this.notes.push(`${key}: relative certificate path "${f}": nginx reads it from its configuration directory (/etc/nginx on Debian)`);
+      }
+    } else if (site.tls === 'auto') {
+      const names = site.hosts.map((h) => `-d ${h}`).join(' ');
+      this.notes.push(`${key}: tls: auto: nginx needs its own certificate (e.g. certbot --nginx --redirect ${names}); exported on plain HTTP until then`);
+      head.push(
+        '# tls: auto: mpgate gets this certificate itself (ACME); nginx needs its own, so this block serves plain',
+        `# HTTP until it has one. With certbot: certbot --nginx --redirect ${names}`,
+        '# (it adds listen 443 ssl, ssl_certificate and the redirect to this block).',
+        ...(hsts === undefined ? [] : [`# Then also: add_header Strict-Transport-Security ${quoteWord(hsts)} always;`]),
+      );
+    }
+    if (site.disabled) head.push('# disabled: mpgate answers 503 (MPG_SITE_DISABLED) for this site; delete this return to serve it.', 'return 503;');
     const body: Line[] = [
-      ...this.#listens(c.defaultSite === name ? 'default_server' : undefined),
-      `server_name ${site.hosts.map(quoteWord).join(' ')};`,
+      ...head,
       '',
       `client_max_body_size ${nginxSize(site.maxBodySize ?? c.limits.maxBodySize)};`,
       `proxy_connect_timeout ${nginxTime(c.upstream.connectTimeout)};`,
@@ -189,7 +297,8 @@ class Exporter {
         target ? this.#locationBody(site, target, `${key} ${exact}`, { kind: 'exact', path: exact }) : ['return 404;'], '}');
     }
     if (!routes.some((r) => r.path === '/')) body.push('', '# Paths no route serves: 404, as mpgate.', 'location / {', ['return 404;'], '}');
-    return [`# site "${name}" (${key})`, 'server {', body, '}'];
+    out.push(files ? `${title}${redirect ? ': HTTPS' : ': HTTPS and plain HTTP (redirectHttp: false)'}` : title, 'server {', body, '}');
+    return out;
   }
 
   #locationBody(site: SiteConfig, route: RouteConfig, key: string, mode: { kind: 'prefix' } | { kind: 'exact'; path: string }): Line[] {
@@ -284,6 +393,10 @@ class Exporter {
     );
     return name;
   }
+}
+
+function isFiles(tls: SiteConfig['tls']): tls is CertFiles {
+  return tls !== undefined && tls !== 'auto';
 }
 
 /** A site's routes as RoutingTable compiles them: the upstream shorthand, plus phpCompat's mounts. */

@@ -28,15 +28,38 @@
  *   proxy_connect_timeout, proxy_read_timeout, client_header_timeout, keepalive_timeout and the
  *   upstream servers' max_fails/fail_timeout → the global upstream/limits settings (mpgate has one
  *   value for all sites: a finding when servers disagree)
- *   ssl_certificate(_key), listen … ssl → findings ("noted, not yet applied"), paths kept as comments
+ *   listen … ssl [http2], ssl on,    → https.listen (deduplicated the same way); no HTTP/2 on any
+ *   http2 on                           HTTPS listen (nginx's default) → https.http2: false
+ *   ssl_certificate + _key           → the site's tls: {cert, key} (server level, or inherited from
+ *                                      http); one missing, or none for a listen … ssl → a finding.
+ *                                      Let's Encrypt paths stay files (mpgate re-reads them when
+ *                                      certbot renews; a YAML comment says tls: auto can replace certbot)
+ *   ssl_protocols                    → https.minVersion (TLSv1.2 when 1.2 is the lowest listed,
+ *                                      TLSv1.3 when only 1.3); anything below 1.2 is a finding
+ *   ssl_ciphers (+ ssl_conf_command  → https.ciphers when every suite is ECDHE (or TLS 1.3) with
+ *   Ciphersuites)                      AES-GCM or ChaCha20; anything else is a finding (mpgate's list applies)
+ *   ssl_prefer_server_ciphers on, ssl_reject_handshake / the certificate of a catch-all default
+ *   server → accepted / https.unknownSni: reject / https.defaultCert
+ *   add_header Strict-Transport-Security "max-age=N[; includeSubDomains][; preload]" [always]
+ *                                    → the site's hsts
+ *   a server that only redirects plain HTTP to https://$host$request_uri ($server_name, $http_host or
+ *   a literal name; 301/302/303/307/308; also certbot's `if ($host = NAME) { return 301 …; }`) for
+ *   names an HTTPS server serves → no site of its own: that site's redirectHttp (the default).
+ *   A plain server proxying the same names as an HTTPS one, or one server listening on both
+ *   → one site with redirectHttp: false (`if ($scheme = http) { return 301 https://… }` keeps true)
+ *   return 503 at server level       → disabled: true (its locations are translated as usual)
+ *   Other ssl_* (session cache/tickets, dhparam, curves, stapling, client certificates) → findings:
+ *   mpgate's TLS defaults apply.
  * nginx defaults that are not written in the file are not copied (client_max_body_size 1m, the
  * timeouts); mpgate's own defaults apply. The one exception is Host: nginx sends the upstream's own
  * name unless told otherwise, and that changes what the backend sees, so it becomes preserveHost: false.
+ * (HTTP/2 is the other way round: nginx leaves it off unless told, so no http2 anywhere turns it off.)
  */
 import { Document, isMap, isSeq, type YAMLMap, type YAMLSeq } from 'yaml';
 import { configFromObject } from '../config/load.js';
 import { configSchema, hostPattern, routeSchema, upstreamUrl, type ConfigInput } from '../config/schema.js';
 import { formatDuration, formatSize } from '../config/units.js';
+import { DEFAULT_CIPHERS, TLS13_SUITES } from '../tls/certificates.js';
 import type { NginxDirective, NginxFinding } from './parse.js';
 
 type SiteInput = NonNullable<ConfigInput['sites']>[number];
@@ -70,7 +93,28 @@ export const MPGATE_VARIABLES = {
 
 const STATIC = 'static files are not served by mpgate; not translated';
 const OTHER_PROTOCOL = (what: string) => `${what} is not in mpgate (it proxies HTTP only); not translated`;
-const NOTED = 'noted, not yet applied: HTTPS is not in mpgate yet';
+const TLS_DEFAULTS = 'mpgate\'s defaults apply';
+
+/** TLS settings mpgate does not take from nginx: its own defaults apply (and why that is fine). */
+const SSL_MESSAGES: Record<string, string> = {
+  ssl_session_cache: `${TLS_DEFAULTS} (node's TLS session resumption); not translated`,
+  ssl_session_timeout: `${TLS_DEFAULTS} (node's TLS session resumption); not translated`,
+  ssl_session_tickets: `${TLS_DEFAULTS} (node's TLS session resumption); not translated`,
+  ssl_session_ticket_key: `${TLS_DEFAULTS} (node's TLS session resumption); not translated`,
+  ssl_prefer_server_ciphers: `${TLS_DEFAULTS}: the server's cipher order is preferred; not translated`,
+  ssl_dhparam: `${TLS_DEFAULTS}: its TLS 1.2 suites use ECDHE only, so no DH parameters are needed; not translated`,
+  ssl_ecdh_curve: `${TLS_DEFAULTS} (X25519, P-256, P-384); not translated`,
+  ssl_stapling: `OCSP stapling is not in mpgate (${TLS_DEFAULTS}); not translated`,
+  ssl_stapling_verify: `OCSP stapling is not in mpgate (${TLS_DEFAULTS}); not translated`,
+  ssl_stapling_file: `OCSP stapling is not in mpgate (${TLS_DEFAULTS}); not translated`,
+  ssl_stapling_responder: `OCSP stapling is not in mpgate (${TLS_DEFAULTS}); not translated`,
+  ssl_trusted_certificate: `OCSP stapling and client certificates are not in mpgate (${TLS_DEFAULTS}); not translated`,
+  ssl_client_certificate: 'client certificates are not in mpgate; not translated',
+  ssl_verify_client: 'client certificates are not in mpgate; not translated',
+  ssl_verify_depth: 'client certificates are not in mpgate; not translated',
+  ssl_crl: 'client certificates are not in mpgate; not translated',
+  ssl_early_data: 'TLS 1.3 early data (0-RTT) is not in mpgate; not translated',
+};
 
 /** Better words than "not translated" for directives people often have. */
 const MESSAGES: Record<string, string> = {
@@ -179,12 +223,67 @@ interface ServerDraft {
   maxBodySize?: number;
   routes: RouteInput[];
   comments: string[];
+  /** The first listen … default_server, plain or HTTPS. */
   defaultServer?: NginxDirective;
+  /** default_server on a plain-HTTP / an HTTPS listen. */
+  defaultPlain: boolean;
+  defaultTls: boolean;
   /** Plain-HTTP listen addresses (normalised) and the directive of each. */
-  listens: { addr: string; dual: boolean; d: NginxDirective }[];
+  listens: Listen[];
+  /** HTTPS listen addresses (listen … ssl, or every listen under `ssl on`). */
+  httpsListens: Listen[];
+  /** HTTP/2 enabled on one of its HTTPS listens (or `http2 on`). */
+  http2: boolean;
+  /** Its own ssl_certificate / ssl_certificate_key directives (else the http level's apply). */
+  certs: NginxDirective[];
+  keys: NginxDirective[];
+  /** The certificate files in effect, when both are there and usable. */
+  tls?: { cert: string; key: string };
+  /** Its own add_header directives (else the http level's apply). */
+  addHeaders: NginxDirective[];
+  hsts?: HstsInput;
+  /** `ssl_reject_handshake on`. */
+  rejectHandshake?: NginxDirective;
+  /** A plain-HTTP server that only redirects these names to https. */
+  redirect?: HttpsRedirect;
+  /** A default server redirecting every name (server_name _) to https: mpgate does that for every site with tls. */
+  catchAllRedirect?: boolean;
+  /** `if ($scheme = http) { return 301 https://… }` in a server listening on both. */
+  schemeRedirect?: NginxDirective;
+  /** `return 503` at server level in front of its locations: a disabled site. */
+  disabled?: NginxDirective;
+  /** The HTTPS server whose site this one became part of (a redirect or a plain twin). */
+  mergedInto?: ServerDraft;
+  /** Plain-HTTP servers proxying the same names, merged into this HTTPS one. */
+  twins: ServerDraft[];
   /** The server answers everything with a plain 404 (a catch-all). */
   only404: boolean;
   translated: boolean;
+}
+
+interface Listen {
+  addr: string;
+  dual: boolean;
+  d: NginxDirective;
+}
+
+type HstsInput = NonNullable<SiteInput['hsts']>;
+
+/** A recognised `return 30x https://HOST$request_uri`. */
+interface HttpsRedirect {
+  /** The names it redirects (all of server_name, or those of certbot's `if ($host = …)`). */
+  names: string[];
+  d: NginxDirective;
+  /** The target's host: $host, $server_name, $http_host or a name. */
+  host: string;
+  /** Explicit port in the target, if any. */
+  port?: number;
+}
+
+/** A TLS setting mpgate has one value of, where it was written. */
+interface TlsSetting {
+  d: NginxDirective;
+  level: 'http' | 'server';
 }
 
 interface UpstreamBlock {
@@ -206,10 +305,21 @@ class Importer {
   /** set_real_ip_from, with the server block it was set in (none: http level). */
   readonly #trusted: { addr: string; d: NginxDirective; server?: number }[] = [];
   readonly #servers: ServerDraft[] = [];
-  readonly #httpComments: string[] = [];
   #httpHeaders: HeaderRule[] | undefined;
   #httpBodySize: number | undefined;
   #connectionVars = new Set<string>([MPGATE_VARIABLES.connectionUpgrade, 'connection_upgrade']);
+  /** http-level ssl_certificate / _key, add_header, `ssl on`, `http2 on` (inherited by servers). */
+  #httpCerts: NginxDirective[] = [];
+  #httpKeys: NginxDirective[] = [];
+  #httpCertsUsed = false;
+  #httpHstsUsed = false;
+  /** No HTTPS listen had HTTP/2: https.http2 is false, with a comment in the YAML. */
+  #http2Off = false;
+  #httpAddHeaders: NginxDirective[] = [];
+  #httpSslOn = false;
+  #httpHttp2 = false;
+  /** ssl_protocols, ssl_ciphers, ssl_conf_command Ciphersuites: one value for every site in mpgate. */
+  readonly #tlsSettings: { protocols: TlsSetting[]; ciphers: TlsSetting[]; suites: TlsSetting[] } = { protocols: [], ciphers: [], suites: [] };
   /** Servers of the upstream blocks in use, to tell whether a max_fails applies to all of them. */
   #upstreamServerCount = 0;
 
@@ -230,7 +340,7 @@ class Importer {
 
   /** The generic finding for a directive nothing here translates. */
   #untranslated(d: NginxDirective, context: string): void {
-    if (d.name.startsWith('ssl_') || d.name === 'ssl') return this.#find(d, NOTED);
+    if (d.name.startsWith('ssl_') || d.name === 'ssl' || d.name === 'http2') return this.#find(d, SSL_MESSAGES[d.name] ?? `${TLS_DEFAULTS} (TLS is set per HTTPS listener and site in mpgate); not translated`);
     if (d.name.startsWith('proxy_cache')) return this.#find(d, MESSAGES.proxy_cache!);
     if (d.name.startsWith('gzip')) return this.#find(d, MESSAGES.gzip!);
     if (d.name === 'return') return this.#find(d, returnMessage(d));
@@ -260,6 +370,12 @@ class Importer {
     for (const d of list) if (d.name === 'upstream' && d.block && d.args.length === 1) this.#upstreams.set(d.args[0]!, { d, used: false });
     const headers = list.filter((d) => d.name === 'proxy_set_header');
     this.#httpHeaders = headers.length ? headers.map((d) => this.#classifyHeader(d)) : undefined;
+    // Inherited by every server without its own, wherever they stand in the http block.
+    this.#httpCerts = list.filter((d) => d.name === 'ssl_certificate');
+    this.#httpKeys = list.filter((d) => d.name === 'ssl_certificate_key');
+    this.#httpAddHeaders = list.filter((d) => d.name === 'add_header');
+    this.#httpSslOn = list.some((d) => d.name === 'ssl' && d.args[0] === 'on');
+    this.#httpHttp2 = list.some((d) => d.name === 'http2' && d.args[0] === 'on');
     for (const d of list) {
       switch (d.name) {
         case 'server':
@@ -280,14 +396,56 @@ class Importer {
           break;
         case 'ssl_certificate':
         case 'ssl_certificate_key':
-          this.#find(d, `${NOTED}; ${d.args[0] ?? ''} is kept as a comment in the config`);
-          this.#httpComments.push(`${d.name} ${d.args.join(' ')} (${where(d)}): ${NOTED}`);
+          // Taken by the HTTPS servers that inherit them (#tls); unused ones are reported in #assemble.
+          break;
+        case 'add_header':
+          // An HSTS header is read per server (#hsts); other headers are not mpgate's.
+          if (!isHstsHeader(d)) this.#untranslated(d, 'the http context');
           break;
         default:
-          if (!this.#common(d, 'http')) this.#untranslated(d, 'the http context');
+          if (!this.#tlsDirective(d, 'http') && !this.#common(d, 'http')) this.#untranslated(d, 'the http context');
       }
     }
     for (const [name, u] of this.#upstreams) if (!u.used) this.#find(u.d, `upstream "${name}" is not used by any translated proxy_pass; not translated`);
+  }
+
+  /**
+   * TLS directives at http or server level (certificates and add_header are read apart). Returns
+   * false when `d` is none of them.
+   */
+  #tlsDirective(d: NginxDirective, level: 'http' | 'server', draft?: ServerDraft): boolean {
+    const on = d.args.length === 1 && d.args[0] === 'on';
+    const off = d.args.length === 1 && d.args[0] === 'off';
+    switch (d.name) {
+      case 'ssl':
+      case 'http2':
+        // `ssl on` (before nginx 1.25) makes every listen an HTTPS one; `http2 on` (nginx 1.25.1+)
+        // is the newer form of listen … http2. Both are read where listens are.
+        if (!on && !off) this.#find(d, `expects on or off; not translated`);
+        return true;
+      case 'ssl_protocols':
+        this.#tlsSettings.protocols.push({ d, level });
+        return true;
+      case 'ssl_ciphers':
+        this.#tlsSettings.ciphers.push({ d, level });
+        return true;
+      case 'ssl_conf_command':
+        if (d.args.length === 2 && d.args[0]!.toLowerCase() === 'ciphersuites') this.#tlsSettings.suites.push({ d, level });
+        else this.#untranslated(d, `the ${level} context`);
+        return true;
+      case 'ssl_prefer_server_ciphers':
+        // mpgate prefers its own order too (honorCipherOrder).
+        if (!on) this.#untranslated(d, `the ${level} context`);
+        return true;
+      case 'ssl_reject_handshake':
+        if (on && draft) draft.rejectHandshake = d;
+        else if (!off) this.#find(d, 'only a catch-all default server\'s is translated (https.unknownSni: reject); not translated');
+        return true;
+      default:
+        if (!d.name.startsWith('ssl_')) return false;
+        this.#untranslated(d, `the ${level} context`);
+        return true;
+    }
   }
 
   /** `map $http_upgrade $connection_upgrade` (WebSocket) and the export's own maps are understood. */
@@ -417,11 +575,16 @@ class Importer {
 
   #server(d: NginxDirective, index: number): ServerDraft {
     const body = d.block!;
-    const draft: ServerDraft = { d, index, hosts: [], names: [], routes: [], comments: [], listens: [], only404: false, translated: false };
-    const sslOn = body.some((x) => x.name === 'ssl' && x.args[0] === 'on');
+    const draft: ServerDraft = {
+      d, index, hosts: [], names: [], routes: [], comments: [], listens: [], httpsListens: [], http2: this.#httpHttp2,
+      certs: [], keys: [], addHeaders: [], twins: [], defaultPlain: false, defaultTls: false, only404: false, translated: false,
+    };
+    const sslOn = body.some((x) => x.name === 'ssl' && x.args[0] === 'on') || (this.#httpSslOn && !body.some((x) => x.name === 'ssl' && x.args[0] === 'off'));
+    if (body.some((x) => x.name === 'http2')) draft.http2 = body.some((x) => x.name === 'http2' && x.args[0] === 'on');
     const serverHeaders = body.filter((x) => x.name === 'proxy_set_header');
     const headers = serverHeaders.length ? serverHeaders.map((x) => this.#classifyHeader(x)) : this.#httpHeaders;
     const locations: LocationDraft[] = [];
+    const ifs: NginxDirective[] = [];
     let returns: NginxDirective | undefined;
     let sawListen = false;
     for (const x of body) {
@@ -442,13 +605,20 @@ class Importer {
         case 'client_max_body_size':
           draft.maxBodySize = this.#bodySize(x) ?? draft.maxBodySize;
           break;
-        case 'ssl':
-          this.#find(x, `${NOTED} (the listen addresses of this server are treated as HTTPS ones)`);
-          break;
         case 'ssl_certificate':
+          draft.certs.push(x);
+          break;
         case 'ssl_certificate_key':
-          this.#find(x, `${NOTED}; ${x.args[0] ?? ''} is kept as a comment in the config`);
-          draft.comments.push(`${x.name} ${x.args.join(' ')} (${where(x)}): ${NOTED}`);
+          draft.keys.push(x);
+          break;
+        case 'add_header':
+          draft.addHeaders.push(x);
+          if (!isHstsHeader(x)) this.#untranslated(x, 'a server block');
+          break;
+        case 'if':
+          // Redirect forms are recognised below; any other `if` is reported there.
+          if (x.block) ifs.push(x);
+          else this.#untranslated(x, 'a server block');
           break;
         case 'return':
           returns ??= x;
@@ -457,16 +627,61 @@ class Importer {
           this.#find(x, 'proxy_pass belongs in a location; not translated');
           break;
         default:
-          if (!this.#common(x, 'server', index)) this.#untranslated(x, 'a server block');
+          if (!this.#tlsDirective(x, 'server', draft) && !this.#common(x, 'server', index)) this.#untranslated(x, 'a server block');
       }
     }
-    // nginx's default when a server has no listen: *:80.
-    if (!sawListen) draft.listens.push({ addr: '0.0.0.0:80', dual: false, d });
+    // nginx's default when a server has no listen: *:80 (over TLS under `ssl on`).
+    if (!sawListen) (sslOn ? draft.httpsListens : draft.listens).push({ addr: '0.0.0.0:80', dual: false, d });
     this.#hosts(draft);
+    this.#tls(draft);
+    this.#hsts(draft);
 
-    if (returns) {
+    // Redirects to https: a whole server (return 30x https://…) or certbot's per-name `if`s.
+    const understood = new Set<NginxDirective>();
+    const plainOnly = draft.httpsListens.length === 0;
+    const main = returns && plainOnly ? this.#httpsRedirect(returns, draft) : undefined;
+    const hostIfs: { name: string; d: NginxDirective; r: HttpsRedirect }[] = [];
+    for (const x of ifs) {
+      const cond = ifCondition(x);
+      const inner = x.block!.length === 1 && x.block![0]!.name === 'return' ? x.block![0]! : undefined;
+      const target = inner ? parseHttpsRedirect(inner) : undefined;
+      if (!cond || !target) continue;
+      if (cond.variable === '$host' && cond.op === '=' && plainOnly && !cond.value.includes('$')) {
+        const r = this.#httpsRedirect(inner!, draft, [cond.value]);
+        if (r) {
+          hostIfs.push({ name: cond.value, d: x, r });
+          understood.add(x);
+        }
+      } else if (cond.variable === '$request_method' && cond.op === '!~' && /^\^\((\?:)?GET\|HEAD\)\$$/.test(cond.value) && main && target.code === 308 && target.host === main.host) {
+        // The export's own form: 308 for methods other than GET/HEAD, like mpgate.
+        understood.add(x);
+      } else if (cond.variable === '$scheme' && ((cond.op === '=' && cond.value === 'http') || (cond.op === '!=' && cond.value === 'https')) && !plainOnly && draft.listens.length > 0) {
+        draft.schemeRedirect = x;
+        understood.add(x);
+      }
+    }
+    for (const x of ifs) if (!understood.has(x)) this.#untranslated(x, 'a server block');
+    const unreachable = () => {
+      if (locations.length) this.#find(returns!, `the server-level return answers before any location (${locations.length} location${locations.length === 1 ? ' is' : 's are'} unreachable in nginx too); not translated`);
+    };
+    if (main) {
+      draft.redirect = main;
+      unreachable();
+      return draft;
+    }
+    const plain404 = returns !== undefined && returns.args.length === 1 && returns.args[0] === '404';
+    if (hostIfs.length > 0 && (returns === undefined || plain404)) {
+      // certbot: `if ($host = a.com) { return 301 https://$host$request_uri; }` … `return 404;`
+      draft.redirect = { ...hostIfs[0]!.r, names: hostIfs.map((h) => h.name), d: hostIfs[0]!.d };
+      if (returns) unreachable();
+      return draft;
+    }
+    for (const h of hostIfs) this.#untranslated(h.d, 'a server block');
+    if (returns && returns.args.length === 1 && returns.args[0] === '503' && locations.length > 0) {
+      // Every request gets 503 in nginx, the locations stay for when it comes back: a disabled site.
+      draft.disabled = returns;
+    } else if (returns) {
       // A server-level return answers before any location is looked at.
-      const plain404 = returns.args.length === 1 && returns.args[0] === '404';
       if (plain404 && locations.length === 0) {
         draft.only404 = true;
         if (!draft.defaultServer) this.#find(returns, 'a plain 404 for these names: mpgate answers 404 for names it does not serve, so nothing to translate');
@@ -482,20 +697,45 @@ class Importer {
       this.#find(d, draft.names.length ? 'server block not translated: none of its server_name values can be used by mpgate' : 'server block not translated: it has no server_name (in nginx it only answers as the default server or for requests without Host)');
     } else {
       draft.translated = true;
+      if (draft.names.length === 0) this.#find(d, 'no server_name: the site is named "_" (it answers unknown hosts as defaultSite)');
     }
     return draft;
+  }
+
+  /**
+   * `return` as a redirect of plain HTTP to the same URL over https, for `names` (default: the
+   * server's). Reports what mpgate's redirect does differently; undefined when it is not one.
+   */
+  #httpsRedirect(ret: NginxDirective, draft: ServerDraft, names?: string[]): HttpsRedirect | undefined {
+    const target = parseHttpsRedirect(ret);
+    if (!target) return undefined;
+    const list = names ?? draft.hosts;
+    if (list.length === 0) return undefined;
+    if (target.code !== 301 && target.code !== 308) {
+      this.#find(ret, `a temporary redirect (${target.code}) becomes mpgate's permanent one (301 for GET/HEAD, 308 for other methods)`);
+    }
+    const literal = target.host.startsWith('$') ? undefined : target.host.toLowerCase();
+    if (target.host === '$server_name' && draft.names.length > 1 && names === undefined) {
+      this.#find(ret, `nginx redirects every name here to https://${draft.names[0]}; mpgate redirects each name to itself`);
+    } else if (literal !== undefined && list.some((n) => n.toLowerCase() !== literal)) {
+      this.#find(ret, `nginx redirects ${list.length === 1 ? list[0] : 'every name here'} to https://${target.host}; mpgate redirects each name to itself`);
+    }
+    return { names: list, d: ret, host: target.host, ...(target.port === undefined ? {} : { port: target.port }) };
   }
 
   #listen(d: NginxDirective, draft: ServerDraft, sslOn: boolean): void {
     const [addr = '', ...params] = d.args;
     let ssl = sslOn;
     let dual = false;
+    let http2 = false;
+    let isDefault = false;
     for (const p of params) {
-      if (p === 'default_server' || p === 'default') draft.defaultServer ??= d;
+      if (p === 'default_server' || p === 'default') isDefault = true;
       else if (p === 'ssl') ssl = true;
       else if (p === 'ipv6only=off') dual = true;
       else if (p === 'ipv6only=on') continue;
-      else if (p === 'http2' || p === 'quic') this.#find(d, `${p}: ${p === 'http2' ? 'HTTP/2' : 'HTTP/3'} is not in mpgate (HTTP/1.1 only); not translated`);
+      else if (p === 'http2') http2 = true;
+      else if (p === 'quic') this.#find(d, 'quic: HTTP/3 is not in mpgate (HTTP/2 and HTTP/1.1 over TLS); not translated');
       else if (p === 'proxy_protocol') this.#find(d, 'proxy_protocol: mpgate does not read the PROXY protocol; not translated');
       else this.#find(d, `listen parameter "${p}" not translated`);
     }
@@ -504,11 +744,76 @@ class Importer {
       this.#find(d, `"${addr}" is not an address mpgate can listen on (host:port); not translated`);
       return;
     }
-    if (ssl) {
-      this.#find(d, `${NOTED}: ${addr} is not added to listen; this server's site is served on mpgate's plain-HTTP addresses`);
+    if (http2 && !ssl) this.#find(d, 'http2 without ssl (cleartext HTTP/2, h2c) is not in mpgate; not translated');
+    if (http2 && ssl) draft.http2 = true;
+    if (isDefault) {
+      draft.defaultServer ??= d;
+      if (ssl) draft.defaultTls = true;
+      else draft.defaultPlain = true;
+    }
+    (ssl ? draft.httpsListens : draft.listens).push({ addr: normal, dual: dual && normal.startsWith('['), d });
+  }
+
+  /** The certificate files in effect for an HTTPS server: its own, else the http level's. */
+  #tls(draft: ServerDraft): void {
+    if (draft.httpsListens.length === 0) {
+      for (const x of [...draft.certs, ...draft.keys]) this.#find(x, 'this server has no listen … ssl, so nginx does not use it either; not translated');
       return;
     }
-    draft.listens.push({ addr: normal, dual: dual && normal.startsWith('['), d });
+    const inherited = draft.certs.length === 0 && draft.keys.length === 0;
+    const certs = draft.certs.length ? draft.certs : this.#httpCerts;
+    const keys = draft.keys.length ? draft.keys : this.#httpKeys;
+    if (inherited && certs.length + keys.length > 0) this.#httpCertsUsed = true;
+    const listen = draft.httpsListens[0]!.d;
+    if (certs.length === 0 && keys.length === 0) {
+      // A catch-all that refuses unknown names needs none (ssl_reject_handshake).
+      if (!draft.rejectHandshake) {
+        this.#find(listen, 'no ssl_certificate for this HTTPS server: the site is imported without tls (give it tls: {cert, key}, or tls: auto for a certificate from Let\'s Encrypt)');
+      }
+      return;
+    }
+    if (certs.length === 0 || keys.length === 0) {
+      const [have, missing] = certs.length === 0 ? [keys[0]!, 'ssl_certificate'] : [certs[0]!, 'ssl_certificate_key'];
+      this.#find(have, `no ${missing} goes with it: the site is imported without tls (tls needs both cert and key)`);
+      return;
+    }
+    const [cert, key] = [certs[0]!, keys[0]!];
+    for (const x of [cert, key]) {
+      if (x.args.length !== 1 || x.args[0] === '' || x.args[0]!.includes('$') || x.args[0]!.startsWith('data:')) {
+        this.#find(x, `"${x.args.join(' ')}": only a file name is translated (no variables or data:); the site is imported without tls`);
+        return;
+      }
+    }
+    for (const x of [...certs.slice(1), ...keys.slice(1)]) {
+      this.#find(x, `mpgate serves one certificate per site: the first pair (${cert.args[0]}) is used; not translated`);
+    }
+    for (const x of [cert, key]) {
+      if (!x.args[0]!.startsWith('/')) this.#find(x, `relative path: nginx reads it from its configuration directory (/etc/nginx on Debian), mpgate from the directory of its config file; written as given, check it`);
+    }
+    draft.tls = { cert: cert.args[0]!, key: key.args[0]! };
+  }
+
+  /** Strict-Transport-Security from the add_header list in effect (its own, else the http level's). */
+  #hsts(draft: ServerDraft): void {
+    const list = draft.addHeaders.length ? draft.addHeaders : this.#httpAddHeaders;
+    const d = list.filter(isHstsHeader).pop();
+    if (!d) return;
+    if (draft.httpsListens.length === 0) {
+      // Redirect servers often carry it too; browsers ignore it over plain HTTP.
+      if (draft.addHeaders.includes(d)) this.#find(d, 'browsers ignore Strict-Transport-Security over plain HTTP, and mpgate sends it over HTTPS only; not translated');
+      return;
+    }
+    const parsed = parseHsts(d.args[1] ?? '');
+    if (typeof parsed === 'string') {
+      this.#find(d, `${parsed}; not translated`);
+      return;
+    }
+    if (d.args.length > 3 || (d.args.length === 3 && d.args[2] !== 'always')) {
+      this.#find(d, `"${d.args.join(' ')}" is not translated`);
+      return;
+    }
+    if (!draft.addHeaders.includes(d)) this.#httpHstsUsed = true;
+    draft.hsts = parsed;
   }
 
   #hosts(draft: ServerDraft): void {
@@ -530,9 +835,9 @@ class Importer {
       draft.hosts.push(name);
     }
     if (draft.names.length === 0 && draft.defaultServer) {
-      // No server_name at all means "" in nginx; a default server still needs a name here.
+      // No server_name at all means "" in nginx; a default server still needs a name here
+      // (reported in #server once it is known to become a site).
       draft.hosts.push('_');
-      this.#find(d, 'no server_name: the site is named "_" (it answers unknown hosts as defaultSite)');
     }
   }
 
@@ -776,14 +1081,33 @@ class Importer {
   #assemble(): ImportResult {
     const servers = this.#servers;
     const sites: { draft: ServerDraft; site: SiteInput }[] = [];
+    const hostKey = (h: string) => (h.startsWith('~') ? h : h.toLowerCase().replace(/^\*\./, '.'));
+    const isTls = (s: ServerDraft) => s.httpsListens.length > 0;
+
+    // A plain-HTTP server proxying names an HTTPS server also serves: in mpgate one site serving both.
+    for (const p of servers) {
+      if (!p.translated || isTls(p)) continue;
+      const keys = new Set(p.hosts.map(hostKey));
+      const t = servers.find((x) => x.translated && isTls(x) && x.mergedInto === undefined && [...keys].every((k) => x.hosts.some((h) => hostKey(h) === k)));
+      if (!t) continue;
+      p.mergedInto = t;
+      t.twins.push(p);
+      const shape = (s: ServerDraft) => JSON.stringify([s.routes, s.maxBodySize, s.disabled !== undefined]);
+      if (shape(p) !== shape(t)) {
+        this.#find(p.d, `this plain-HTTP server routes differently from the HTTPS server for the same names at ${where(t.d)}: mpgate has one site per name, served with the HTTPS server's routes on both (redirectHttp: false); not translated`);
+      } else if (keys.size < new Set(t.hosts.map(hostKey)).size) {
+        this.#find(p.d, `only some names of the HTTPS server at ${where(t.d)} are served over plain HTTP here; mpgate serves all of them on both (redirectHttp: false)`);
+      }
+    }
+
     // nginx keeps the first server for a name ("conflicting server name ... ignored"); the schema
     // refuses duplicates, keyed the same way.
     const taken = new Map<string, ServerDraft>();
     for (const draft of servers) {
-      if (!draft.translated) continue;
+      if (!draft.translated || draft.mergedInto) continue;
       const hosts: string[] = [];
       for (const h of draft.hosts) {
-        const key = h.startsWith('~') ? h : h.toLowerCase().replace(/^\*\./, '.');
+        const key = hostKey(h);
         const owner = taken.get(key);
         if (owner === draft) {
           // ".a.com" after "*.a.com" in the same server_name: the broader form (a.com too) wins.
@@ -795,7 +1119,8 @@ class Importer {
         }
         if (owner) {
           const at = draft.d.block!.find((x) => x.name === 'server_name') ?? draft.d;
-          this.#find(at, `"${h}" is already served by the server block at ${where(owner.d)} (nginx ignores it here too); left out`);
+          if (isTls(owner) === isTls(draft)) this.#find(at, `"${h}" is already served by the server block at ${where(owner.d)} (nginx ignores it here too); left out`);
+          else this.#find(at, `"${h}" is also served by the ${isTls(owner) ? 'HTTPS' : 'plain-HTTP'} server block at ${where(owner.d)}: mpgate has one site per name (that one); left out here`);
           // ".a.com" is also the exact a.com, which may still be free.
           const exact = h.startsWith('.') ? h.slice(1).toLowerCase() : undefined;
           if (exact !== undefined && !taken.has(exact)) {
@@ -817,33 +1142,115 @@ class Importer {
       const only = draft.routes[0]!;
       if (draft.routes.length === 1 && only.path === '/' && !only.stripPrefix && only.preserveHost !== false && !only.setHeaders) site.upstream = only.upstream;
       else site.routes = draft.routes;
+      if (draft.disabled) {
+        site.disabled = true;
+        draft.comments.push(`return 503 (${where(draft.disabled)}): the site is disabled (mpgate answers 503 MPG_SITE_DISABLED); set disabled: false to serve it`);
+      }
+      if (draft.tls) {
+        site.tls = { ...draft.tls };
+        // Plain HTTP served too: the server listens on both, or a plain twin proxies the same names.
+        if ((draft.listens.length > 0 && !draft.schemeRedirect) || draft.twins.length > 0) site.redirectHttp = false;
+        if (draft.hsts !== undefined) site.hsts = draft.hsts;
+        for (const t of draft.twins) draft.comments.push(`plain-HTTP server block at ${where(t.d)} for the same names: served on both (redirectHttp: false)`);
+        const le = /^\/etc\/letsencrypt\/live\/([^/]+)\//.exec(draft.tls.cert);
+        if (le) {
+          draft.comments.push(
+            `certbot's certificate for ${le[1]}: mpgate re-reads the files when certbot renews them. certbot renews through nginx or`,
+            'port 80, both mpgate\'s now: "tls: auto" has mpgate get and renew it itself instead (then stop certbot\'s renewal).',
+          );
+        }
+      } else if (draft.hsts !== undefined) {
+        this.#find(draft.addHeaders.find(isHstsHeader) ?? draft.d, 'Strict-Transport-Security on a site imported without tls: not translated');
+      }
       sites.push({ draft, site });
     }
+    const siteOf = (d: ServerDraft | undefined) => (d ? sites.find((s) => s.draft === (d.mergedInto ?? d)) : undefined);
 
-    // listen: every plain-HTTP address of every translated (or catch-all) server, once.
-    const listenFrom = servers.filter((s) => s.translated || s.only404);
-    const listen = mergeListen(listenFrom.flatMap((s) => s.listens));
-    const union = new Set(listenFrom.flatMap((s) => s.listens.map((l) => l.addr)));
-    if (union.size > 1) {
-      for (const s of servers.filter((x) => x.translated)) {
-        const own = new Set(s.listens.map((l) => l.addr));
-        if (own.size > 0 && own.size < union.size) {
-          this.#find(s.listens[0]!.d, `mpgate serves every site on every listen address: this site also answers on ${[...union].filter((a) => !own.has(a)).join(', ')}`);
+    // Redirect servers for names an HTTPS site serves: that site's redirectHttp, nothing of their own.
+    const anyTls = sites.some((x) => x.site.tls !== undefined);
+    for (const r of servers) {
+      if (!r.redirect) continue;
+      if (r.defaultPlain && r.redirect.names.every((n) => n === '_') && anyTls) {
+        r.catchAllRedirect = true;
+        continue;
+      }
+      const covered: string[] = [];
+      const uncovered: string[] = [];
+      let owner: ServerDraft | undefined;
+      for (const n of r.redirect.names) {
+        const o = taken.get(hostKey(n));
+        if (o && siteOf(o)?.site.tls !== undefined) {
+          covered.push(n);
+          owner ??= o;
+        } else {
+          uncovered.push(n);
         }
       }
+      const d = r.redirect.d;
+      if (!owner) {
+        this.#find(d, `redirect to https (return ${(d.name === 'if' ? d.block![0]! : d).args.join(' ')}) for ${r.redirect.names.join(' ')}, which no HTTPS server here serves: not translated (mpgate redirects the sites it serves with tls)`);
+        continue;
+      }
+      if (uncovered.length) this.#find(d, `${uncovered.join(' ')}: no HTTPS server here serves ${uncovered.length === 1 ? 'it' : 'them'}, so this redirect is not translated for ${uncovered.length === 1 ? 'it' : 'them'}`);
+      r.mergedInto = owner;
+      owner.comments.push(`redirect server block at ${where(r.d)} (plain HTTP → https): mpgate redirects itself (redirectHttp, the default)`);
     }
+
+    // listen: every plain-HTTP address of every translated (or catch-all or redirect) server, once.
+    const listenFrom = servers.filter((s) => s.translated || s.only404 || s.mergedInto || s.catchAllRedirect);
+    const listen = mergeListen(listenFrom.flatMap((s) => s.listens));
+    this.#everyAddress(sites.map(({ draft }) => [draft, [draft, ...servers.filter((s) => s.mergedInto === draft)].flatMap((s) => s.listens)]), listenFrom.flatMap((s) => s.listens), '');
+
+    // https: the HTTPS addresses of the sites with tls and of a catch-all, once; one TLS setup for all.
+    const tlsSites = sites.filter((s) => s.site.tls !== undefined);
+    const catchAlls = servers.filter((s) => s.only404 && isTls(s));
+    const https: NonNullable<ConfigInput['https']> = {};
+    this.#http2Off = false;
+    if (tlsSites.length > 0) {
+      const httpsFrom = [...tlsSites.map((s) => s.draft), ...catchAlls];
+      https.listen = mergeListen(httpsFrom.flatMap((s) => s.httpsListens));
+      this.#everyAddress(tlsSites.map(({ draft }) => [draft, draft.httpsListens]), httpsFrom.flatMap((s) => s.httpsListens), 'HTTPS ');
+      Object.assign(https, this.#tlsOptions());
+      if (!httpsFrom.some((s) => s.http2)) {
+        https.http2 = false;
+        this.#http2Off = true;
+      }
+      // Unknown names over TLS: nginx's default server on the HTTPS port (default_server, else the first).
+      const catchAll = catchAlls.find((s) => s.defaultTls) ?? (servers.find(isTls)?.only404 ? servers.find(isTls) : undefined);
+      if (catchAll?.rejectHandshake) https.unknownSni = 'reject';
+      else if (catchAll?.tls && (catchAll.tls.cert !== (tlsSites[0]!.site.tls as { cert: string }).cert || catchAll.tls.key !== (tlsSites[0]!.site.tls as { key: string }).key)) https.defaultCert = { ...catchAll.tls };
+      for (const s of servers) if (s.rejectHandshake && s !== catchAll) this.#find(s.rejectHandshake, 'only a catch-all default server\'s is translated (https.unknownSni: reject); not translated');
+      // A redirect to an explicit port other than mpgate's HTTPS port.
+      const port = splitPort(https.listen[0]!);
+      for (const r of servers) {
+        if (r.redirect?.port !== undefined && r.mergedInto && r.redirect.port !== port) this.#find(r.redirect.d, `nginx redirects to port ${r.redirect.port}; mpgate redirects to its first HTTPS listen port (${port})`);
+      }
+    } else {
+      const unused = [...this.#tlsSettings.protocols, ...this.#tlsSettings.ciphers, ...this.#tlsSettings.suites];
+      for (const t of unused) this.#find(t.d, 'no HTTPS server here is translated, so it applies to nothing; not translated');
+    }
+    if (!this.#httpCertsUsed || tlsSites.length === 0) {
+      for (const d of [...this.#httpCerts, ...this.#httpKeys]) this.#find(d, 'no translated HTTPS server uses it; not translated');
+    }
+    const httpHsts = this.#httpAddHeaders.filter(isHstsHeader).pop();
+    if (httpHsts && !this.#httpHstsUsed) this.#find(httpHsts, 'no translated HTTPS server uses it; not translated');
 
     // Unknown hosts: nginx's default server is the one marked default_server, else the first.
     let defaultSite: string | undefined;
-    const marked = servers.filter((s) => s.defaultServer);
-    for (const extra of marked.slice(1)) this.#find(extra.defaultServer!, `mpgate has one defaultSite; the default_server at ${where(marked[0]!.defaultServer!)} is used`);
-    const nginxDefault = marked[0] ?? servers[0];
-    const defaultEntry = sites.find((s) => s.draft === nginxDefault);
+    const plainMarked = servers.filter((s) => s.defaultPlain);
+    const marked = plainMarked.length ? plainMarked : servers.filter((s) => s.defaultTls && !s.only404);
+    for (const extra of marked.slice(1)) {
+      if (siteOf(extra) !== undefined && siteOf(extra) === siteOf(marked[0])) continue;
+      this.#find(extra.defaultServer!, `mpgate has one defaultSite; the default_server at ${where(marked[0]!.defaultServer!)} is used`);
+    }
+    const nginxDefault = marked[0] ?? servers.find((s) => s.listens.length > 0) ?? servers[0];
+    const defaultEntry = siteOf(nginxDefault);
     if (defaultEntry && nginxDefault?.defaultServer) defaultSite = defaultEntry.site.hosts[0]!;
     else if (defaultEntry) this.#report(nginxDefault!.d.file, nginxDefault!.d.line, 'server', `nginx answers unknown hosts with its first server block (${defaultEntry.site.hosts[0]}); mpgate answers them 404 unless defaultSite is set (add "defaultSite: ${defaultEntry.site.hosts[0]}" to keep nginx's behaviour)`);
 
     const config: ConfigInput = {};
     if (listen.length) config.listen = listen;
+    if (Object.keys(https).length) config.https = https;
     const trusted = [...new Set(this.#trusted.map((t) => t.addr))];
     if (trusted.length) config.trustedProxies = trusted;
     // In a server block it trusts that peer for that server only; mpgate trusts it for every site.
@@ -870,6 +1277,61 @@ class Importer {
 
     const findings = this.#sortedFindings();
     return { config, findings, yaml: this.#yaml(config, sites.map((s) => s.draft), findings) };
+  }
+
+  /** "mpgate serves every site on every (HTTPS) listen address": a finding for each site that listens on fewer. */
+  #everyAddress(own: [ServerDraft, Listen[]][], all: Listen[], kind: string): void {
+    const union = new Set(all.map((l) => l.addr));
+    if (union.size < 2) return;
+    for (const [, listens] of own) {
+      const mine = new Set(listens.map((l) => l.addr));
+      if (mine.size > 0 && mine.size < union.size) {
+        this.#find(listens[0]!.d, `mpgate serves every site on every ${kind}listen address: this site also answers on ${[...union].filter((a) => !mine.has(a)).join(', ')}`);
+      }
+    }
+  }
+
+  /** https.minVersion and https.ciphers from ssl_protocols / ssl_ciphers / ssl_conf_command Ciphersuites. */
+  #tlsOptions(): { minVersion?: 'TLSv1.2' | 'TLSv1.3'; ciphers?: string } {
+    const out: { minVersion?: 'TLSv1.2' | 'TLSv1.3'; ciphers?: string } = {};
+    const protocols = this.#chosen(this.#tlsSettings.protocols);
+    if (protocols) {
+      const d = protocols.d;
+      const known = ['SSLv2', 'SSLv3', 'TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'];
+      const unknown = d.args.filter((a) => !known.includes(a));
+      const below = d.args.filter((a) => known.indexOf(a) >= 0 && known.indexOf(a) < 4);
+      if (unknown.length) this.#find(d, `"${unknown.join(' ')}" is not a protocol nginx knows; ignored`);
+      if (d.args.includes('TLSv1.2')) out.minVersion = 'TLSv1.2';
+      else if (d.args.includes('TLSv1.3')) out.minVersion = 'TLSv1.3';
+      if (below.length) this.#find(d, `${below.join(' ')} not translated: mpgate never goes below TLS 1.2 (WeChat requires 1.2 or newer)${out.minVersion ? '' : '; minVersion stays TLSv1.2'}`);
+      if (out.minVersion === 'TLSv1.2' && !d.args.includes('TLSv1.3')) this.#find(d, 'mpgate always offers TLS 1.3 as well (TLS 1.3 cannot be turned off)');
+    }
+    const ciphers = this.#chosen(this.#tlsSettings.ciphers);
+    const suites = this.#chosen(this.#tlsSettings.suites);
+    const tls12 = ciphers?.d.args.length === 1 ? ciphers.d.args[0]! : undefined;
+    const tls13 = suites?.d.args[1];
+    if (ciphers && (tls12 === undefined || !safeCiphers(tls12, false))) {
+      this.#find(ciphers.d, `"${ciphers.d.args.join(' ')}" not translated: mpgate's list applies (${TLS_DEFAULTS}: ECDHE with AES-GCM or ChaCha20 only); https.ciphers takes a list of such suites (names such as ECDHE-RSA-AES128-GCM-SHA256)`);
+    }
+    if (suites && (tls13 === undefined || !safeCiphers(tls13, true))) {
+      this.#find(suites.d, `"${suites.d.args.join(' ')}" not translated: mpgate's TLS 1.3 suites apply (${TLS13_SUITES})`);
+    }
+    const okTls12 = tls12 !== undefined && safeCiphers(tls12, false) ? tls12 : undefined;
+    const okTls13 = tls13 !== undefined && safeCiphers(tls13, true) ? tls13 : undefined;
+    if (okTls13 !== undefined && okTls13 !== TLS13_SUITES) out.ciphers = `${okTls13}:${okTls12 ?? DEFAULT_TLS12_CIPHERS}`;
+    else if (okTls12 !== undefined && okTls12 !== DEFAULT_TLS12_CIPHERS) out.ciphers = okTls12;
+    return out;
+  }
+
+  /** The value mpgate takes (the last at http level, else the first in a server), and a finding for each that differs. */
+  #chosen(list: TlsSetting[]): TlsSetting | undefined {
+    const http = list.filter((s) => s.level === 'http');
+    const chosen = http[http.length - 1] ?? list[0];
+    if (!chosen) return undefined;
+    for (const s of list) {
+      if (s !== chosen && s.d.args.join(' ') !== chosen.d.args.join(' ')) this.#find(s.d, `mpgate has one value for all sites: "${chosen.d.args.join(' ')}" from ${where(chosen.d)} applies; not translated`);
+    }
+    return chosen;
   }
 
   /** The value of each global setting, and a finding for every server that disagrees. */
@@ -907,11 +1369,19 @@ class Importer {
     doc.commentBefore = [
       ` Imported from ${source} by "mpgate nginx import". Check it with: mpgate check --config FILE`,
       findings.length ? ` ${findings.length} finding${findings.length === 1 ? '' : 's'} (what was not translated, or differs from nginx): listed at the end.` : ' Every directive was translated.',
-      ...this.#httpComments.map((c) => ` ${c}`),
     ].join('\n');
     for (const key of ['listen', 'trustedProxies']) {
       const node = doc.get(key, true);
       if (isSeq(node)) node.flow = true;
+    }
+    const https = doc.get('https', true);
+    if (isMap(https)) {
+      const listen = https.get('listen', true);
+      if (isSeq(listen)) listen.flow = true;
+      const http2 = https.get('http2', true);
+      if (this.#http2Off && http2 && typeof http2 === 'object') {
+        (http2 as { comment?: string }).comment = ' no listen … http2 in nginx: HTTP/1.1 only, as there (delete this line to offer HTTP/2, which wx.request enableHttp2 uses)';
+      }
     }
     const sitesNode = doc.get('sites', true) as YAMLSeq | undefined;
     sitesNode?.items.forEach((item, i) => {
@@ -950,8 +1420,71 @@ function where(d: NginxDirective): string {
 
 function returnMessage(d: NginxDirective): string {
   const code = d.args[0] ?? '';
-  if (/^30[1278]$/.test(code) || /^https?:/.test(code)) return `redirect (return ${d.args.join(' ')}) not translated: mpgate has no redirect routes`;
+  if (/^30[12378]$/.test(code) || /^https?:/.test(code)) return `redirect (return ${d.args.join(' ')}) not translated: mpgate has no redirect routes (it only redirects plain HTTP to https for sites with tls)`;
   return `fixed answer (return ${d.args.join(' ')}) not translated: mpgate only proxies`;
+}
+
+/** mpgate's TLS 1.2 suites (https.ciphers unset), as the export writes them for ssl_ciphers. */
+export const DEFAULT_TLS12_CIPHERS = DEFAULT_CIPHERS.slice(TLS13_SUITES.length + 1);
+
+/**
+ * A cipher list mpgate takes as https.ciphers: explicit names only, each forward secret (ECDHE, or
+ * TLS 1.3) with an AEAD cipher (AES-GCM, ChaCha20-Poly1305). Keywords (HIGH, !aNULL, …), CBC, RSA key
+ * exchange or DHE would weaken or break mpgate's defaults and stay findings.
+ */
+export function safeCiphers(list: string, tls13: boolean): boolean {
+  const re = tls13
+    ? /^TLS_(?:AES_128_GCM_SHA256|AES_256_GCM_SHA384|CHACHA20_POLY1305_SHA256)$/
+    : /^ECDHE-(?:ECDSA|RSA)-(?:AES128-GCM-SHA256|AES256-GCM-SHA384|CHACHA20-POLY1305)$/;
+  const names = list.split(':');
+  return names.length > 0 && names.every((n) => re.test(n));
+}
+
+function splitPort(addr: string): number {
+  return Number(/^\d+$/.test(addr) ? addr : addr.slice(addr.lastIndexOf(':') + 1));
+}
+
+/** `add_header Strict-Transport-Security …`. */
+function isHstsHeader(d: NginxDirective): boolean {
+  return d.name === 'add_header' && d.args[0]?.toLowerCase() === 'strict-transport-security';
+}
+
+/** "max-age=N; includeSubDomains; preload" → hsts, or why it is not translated. */
+export function parseHsts(value: string): HstsInput | string {
+  let maxAge: number | undefined;
+  let includeSubDomains = false;
+  let preload = false;
+  for (const part of value.split(';').map((p) => p.trim()).filter(Boolean)) {
+    const m = /^max-age\s*=\s*"?(\d+)"?$/i.exec(part);
+    if (m) maxAge = Number(m[1]);
+    else if (part.toLowerCase() === 'includesubdomains') includeSubDomains = true;
+    else if (part.toLowerCase() === 'preload') preload = true;
+    else return `"${value}": "${part}" is not a Strict-Transport-Security directive mpgate knows`;
+  }
+  if (maxAge === undefined) return `"${value}" has no max-age`;
+  if (maxAge === 31_536_000 && !includeSubDomains && !preload) return true;
+  const hsts: Exclude<HstsInput, boolean> = { maxAge: maxAge % 86_400 === 0 && maxAge > 0 ? `${maxAge / 86_400}d` : `${maxAge}s` };
+  if (includeSubDomains) hsts.includeSubDomains = true;
+  if (preload) hsts.preload = true;
+  return hsts;
+}
+
+/** `if ($var OP value)` as nginx splits it into words: the variable, the operator and the value. */
+function ifCondition(d: NginxDirective): { variable: string; op: string; value: string } | undefined {
+  const m = /^\(\s*(\$\w+)\s+(=|!=|~\*?|!~\*?)\s+(.*?)\s*\)$/.exec(d.args.join(' '));
+  return m ? { variable: m[1]!, op: m[2]!, value: m[3]! } : undefined;
+}
+
+/**
+ * `return [301|302|303|307|308] https://HOST[:PORT]$request_uri` with HOST $host, $server_name,
+ * $http_host or a literal name (`return URL` alone is nginx's 302). `$uri$is_args$args` is taken too.
+ */
+function parseHttpsRedirect(d: NginxDirective): { code: number; host: string; port?: number } | undefined {
+  const [code, url] = d.args.length === 1 ? ['302', d.args[0]!] : d.args.length === 2 ? [d.args[0]!, d.args[1]!] : [];
+  if (code === undefined || url === undefined || !/^30[12378]$/.test(code)) return undefined;
+  const m = /^https:\/\/(\$host|\$server_name|\$http_host|[A-Za-z0-9.-]+)(?::(\d{1,5}))?(?:\$request_uri|\$uri\$is_args\$args)$/.exec(url);
+  if (!m) return undefined;
+  return { code: Number(code), host: m[1]!, ...(m[2] === undefined ? {} : { port: Number(m[2]) }) };
 }
 
 /** nginx times: "30", "30s", "500ms", "1m30s"; units ms s m h d w M y, none = seconds. */

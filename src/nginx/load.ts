@@ -40,6 +40,11 @@ function expand(list: NginxDirective[], confDir: string, findings: NginxFinding[
       report('expects one file name; not followed');
       continue;
     }
+    if (isAbsolute(target) && /^\/etc\/letsencrypt\/options-ssl-nginx\.conf$/.test(target)) {
+      // session cache, ssl_protocols TLSv1.2 TLSv1.3, ECDHE(+DHE) AES-GCM/ChaCha20 ciphers.
+      report(`${target} (certbot's TLS settings) not followed: mpgate's defaults apply, TLS 1.2 and 1.3 with ECDHE and AES-GCM or ChaCha20 (certbot's list without its DHE suites)`);
+      continue;
+    }
     if (isAbsolute(target)) {
       report(`${target} not followed (absolute path): its directives are not translated; import that file on its own, or copy it next to this one and include it by a relative name${/proxy_params/.test(target) ? ' (Debian\'s proxy_params sets Host $http_host: the routes here then need preserveHost: true)' : ''}`);
       continue;

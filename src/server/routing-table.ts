@@ -10,6 +10,7 @@ import { ConfigError } from '../core/errors.js';
 import type { RelayPolicy } from '../relay/relay-target.js';
 import { RoundRobin, type UpstreamHealth } from '../core/balancer.js';
 import { HostRouter } from '../core/host-router.js';
+import { hstsValue } from '../core/headers.js';
 import { ProxyTrust } from '../core/trust.js';
 import { poolKey, type UpstreamPools } from '../proxy/upstream-pool.js';
 
@@ -122,13 +123,6 @@ function compileSite(sc: SiteConfig, config: Config, pools: UpstreamPools, keys:
   }
   Object.freeze(site.routes);
   return Object.freeze(site);
-}
-
-/** `hsts` config → header value ("max-age=31536000; includeSubDomains"), or none. */
-export function hstsValue(hsts: SiteConfig['hsts']): string | undefined {
-  if (hsts === false) return undefined;
-  const h = hsts === true ? { maxAge: 31_536_000_000, includeSubDomains: false, preload: false } : hsts;
-  return `max-age=${Math.floor(h.maxAge / 1000)}${h.includeSubDomains ? '; includeSubDomains' : ''}${h.preload ? '; preload' : ''}`;
 }
 
 function compileProxyRoute(site: Site, rc: RouteConfig, config: Config, pools: UpstreamPools, keys: Set<string>): Route {

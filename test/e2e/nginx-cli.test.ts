@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { parseConfig } from '../../src/config/load.js';
 import { nginxCheck } from '../fixtures/nginx/nginx.js';
 import { runCli, ROOT } from '../helpers.js';
+import { issue } from '../support/tls-fixtures.js';
 
 const SEED = join(ROOT, 'test/fixtures/nginx/seed-users.conf');
 const REAL = join(ROOT, 'test/fixtures/nginx/real-world.conf');
@@ -47,15 +48,32 @@ describe('mpgate nginx (CLI)', () => {
     assert.equal(r.code, 0, r.stderr);
     parseConfig(r.stdout);
     for (const line of [
-      ':41 ssl_certificate: noted, not yet applied: HTTPS is not in mpgate yet',
-      ':38 listen: noted, not yet applied: HTTPS is not in mpgate yet: 443 is not added to listen',
-      ':34 return: redirect (return 301 https://$host$request_uri) not translated: mpgate has no redirect routes',
       ':69 root: static files are not served by mpgate',
       ':13 include: /etc/nginx/mime.types not followed (absolute path)',
     ]) {
       assert.ok(r.stderr.includes(`${REAL}${line}`), `missing "${line}" in:\n${r.stderr}`);
     }
-    assert.match(r.stdout, /# ssl_certificate \/etc\/letsencrypt\/live\/shop\.a\.com\/fullchain\.pem/);
+    // The 80-redirect + 443 pair is translated: no finding for its listen, certificate or return.
+    for (const line of [':34 return', ':37 listen', ':38 listen', ':41 ssl_certificate', ':42 ssl_certificate_key']) {
+      assert.ok(!r.stderr.includes(`${REAL}${line}`), `unexpected "${line}" in:\n${r.stderr}`);
+    }
+    assert.match(r.stdout, /\n {4}tls:\n {6}cert: \/etc\/letsencrypt\/live\/shop\.a\.com\/fullchain\.pem\n {6}key: \/etc\/letsencrypt\/live\/shop\.a\.com\/privkey\.pem\n/);
+    assert.match(r.stdout, /# certbot's certificate for shop\.a\.com: mpgate re-reads the files when certbot renews them/);
+    assert.match(r.stdout, /\nhttps:\n {2}listen: \[ "443" \]\n/);
+  });
+
+  it('import: the certbot-style seed → one site per HTTPS pair, only certbot\'s TLS options and dhparam reported', async () => {
+    const file = join(ROOT, 'test/fixtures/nginx/seed-users-https.conf');
+    const r = await runCli(['nginx', 'import', file]);
+    assert.equal(r.code, 0, r.stderr);
+    const cfg = parseConfig(r.stdout, 'stdout');
+    assert.deepEqual(cfg.sites.map((s) => [s.hosts[0], s.tls === undefined ? 'http' : 'https', s.redirectHttp]), [['www.a.com', 'https', true], ['x.a.com', 'https', true], ['y.a.com', 'http', true]]);
+    assert.deepEqual(r.stderr.trimEnd().split('\n').map((l) => l.slice(file.length)), [
+      ':18 include: /etc/letsencrypt/options-ssl-nginx.conf (certbot\'s TLS settings) not followed: mpgate\'s defaults apply, TLS 1.2 and 1.3 with ECDHE and AES-GCM or ChaCha20 (certbot\'s list without its DHE suites)',
+      ':19 ssl_dhparam: mpgate\'s defaults apply: its TLS 1.2 suites use ECDHE only, so no DH parameters are needed; not translated',
+      ':22 server: nginx answers unknown hosts with its first server block (www.a.com); mpgate answers them 404 unless defaultSite is set (add "defaultSite: www.a.com" to keep nginx\'s behaviour)',
+      ': 3 sites imported; 3 findings (above)',
+    ]);
   });
 
   it('import: malformed nginx syntax exits 1 with FILE:LINE, a missing file exits 1 without a stack', async () => {
@@ -71,11 +89,19 @@ describe('mpgate nginx (CLI)', () => {
     assert.doesNotMatch(missing.stderr, /at .*\.js:\d+/);
   });
 
-  it('export: a snippet nginx -t accepts; --full a whole nginx.conf; relay/OCR routes noted on stderr', async () => {
-    const r = await runCli(['nginx', 'export', '--config', join(ROOT, 'examples/mpgate.yaml')]);
+  it('export: a snippet nginx -t accepts; --full a whole nginx.conf; relay/OCR routes and tls: auto noted on stderr', async () => {
+    // The example with certificate files that exist (nginx -t reads them), given relative to the config.
+    const cert = await issue(dir, { name: 'y', names: ['y.a.com'] });
+    const example = join(dir, 'example.yaml');
+    await writeFile(example, (await readFile(join(ROOT, 'examples/mpgate.yaml'), 'utf8'))
+      .replace('/etc/ssl/y.a.com/fullchain.pem', 'y.pem').replace('/etc/ssl/y.a.com/privkey.pem', 'y-key.pem'));
+    const r = await runCli(['nginx', 'export', '--config', example]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /server_name x\.a\.com;/);
-    assert.equal(r.stderr, '');
+    assert.ok(r.stdout.includes(`ssl_certificate ${cert.certFile};`), 'relative paths are resolved against the config file');
+    assert.match(r.stdout, /listen 443 ssl http2;\n\s+server_name y\.a\.com;/);
+    assert.match(r.stdout, /return 301 https:\/\/\$host\$request_uri;/);
+    assert.equal(r.stderr, `${example} sites[0]: tls: auto: nginx needs its own certificate (e.g. certbot --nginx --redirect -d x.a.com); exported on plain HTTP until then\n`);
     const t = await nginxCheck(r.stdout, 'snippet');
     assert.ok(t.ok, t.output);
 

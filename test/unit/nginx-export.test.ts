@@ -8,8 +8,9 @@ import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { configFromObject, parseConfig } from '../../src/config/load.js';
 import type { Config, ConfigInput } from '../../src/config/schema.js';
+import { hstsValue } from '../../src/core/headers.js';
 import { exportNginx, nginxSize, nginxTime } from '../../src/nginx/export.js';
-import { formatFinding, importNginx } from '../../src/nginx/import.js';
+import { DEFAULT_TLS12_CIPHERS, formatFinding, importNginx } from '../../src/nginx/import.js';
 import { loadNginx } from '../../src/nginx/load.js';
 import { parseNginx, type NginxDirective } from '../../src/nginx/parse.js';
 
@@ -34,13 +35,37 @@ const FEATURES: ConfigInput = {
   ],
 };
 
-/** What the round trip must keep: routing, headers, limits, timeouts (names and unexpressed settings aside). */
+/** HTTPS: redirect pairs, a site on both, TLS 1.3 only with own suites, a default certificate, a disabled site. */
+const TLS_FEATURES: ConfigInput = {
+  listen: ['80', '127.0.0.1:9090'],
+  https: { listen: ['443', '127.0.0.1:8443'], minVersion: 'TLSv1.3', ciphers: 'TLS_AES_256_GCM_SHA384:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305', defaultCert: { cert: '/etc/ssl/default.pem', key: '/etc/ssl/default.key' } },
+  sites: [
+    { name: 'shop', hosts: ['shop.test', '*.shop.test'], upstream: 'http://127.0.0.1:8001', owner: 'alice', tls: { cert: '/etc/ssl/shop.pem', key: '/etc/ssl/shop.key' }, hsts: { maxAge: '2d', includeSubDomains: true, preload: true } },
+    { hosts: ['both.test'], routes: [{ path: '/api/', upstream: 'http://127.0.0.1:8002', stripPrefix: true }], tls: { cert: '/etc/ssl/both.pem', key: '/etc/ssl/both.key' }, redirectHttp: false, hsts: true },
+    { hosts: ['off.test'], upstream: 'http://127.0.0.1:8003', tls: { cert: '/etc/ssl/shop.pem', key: '/etc/ssl/shop.key' }, disabled: true },
+    { hosts: ['plain.test'], upstream: 'http://127.0.0.1:8004', disabled: true },
+  ],
+};
+
+/** What the round trip must keep: routing, headers, limits, timeouts, HTTPS (names and unexpressed settings aside). */
 function essence(c: Config) {
   const base = (u: string) => {
     const url = new URL(u);
     return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
   };
+  // tls: auto is exported on plain HTTP (nginx needs a certificate of its own): only files are kept.
+  const files = (t: Config['sites'][number]['tls']) => (t === undefined || t === 'auto' ? undefined : t);
+  const first = c.sites.map((s) => files(s.tls)).find((t) => t !== undefined);
   return {
+    https: first === undefined ? undefined : {
+      listen: c.https.listen,
+      minVersion: c.https.minVersion,
+      ciphers: c.https.ciphers ?? DEFAULT_TLS12_CIPHERS,
+      http2: c.https.http2,
+      unknownSni: c.https.unknownSni,
+      // What unknown names get: the default certificate, else the first site's.
+      defaultCert: c.https.unknownSni === 'reject' ? undefined : c.https.defaultCert ?? first,
+    },
     listen: c.listen,
     trustedProxies: c.trustedProxies,
     defaultSite: c.defaultSite === undefined ? undefined : c.sites.findIndex((s) => (s.name ?? s.hosts[0]) === c.defaultSite),
@@ -52,6 +77,10 @@ function essence(c: Config) {
     failTimeout: c.upstream.failTimeout,
     sites: c.sites.map((s) => ({
       hosts: s.hosts,
+      disabled: s.disabled,
+      tls: files(s.tls),
+      redirectHttp: files(s.tls) ? s.redirectHttp : undefined,
+      hsts: files(s.tls) ? hstsValue(s.hsts) : undefined,
       maxBodySize: s.maxBodySize ?? c.limits.maxBodySize,
       routes: (s.routes ?? [{ path: '/', upstream: s.upstream!, stripPrefix: false, preserveHost: true, setHeaders: {} }]).map((r) => ({
         path: r.path,
@@ -183,6 +212,82 @@ describe('nginx export: the generated config', () => {
   });
 });
 
+describe('nginx export: HTTPS', () => {
+  const cfg = configFromObject(TLS_FEATURES);
+  const { text, notes } = exportNginx(cfg, { source: 'tls.yaml' });
+  const servers = find(parseNginx(text, 'x.conf'), 'server');
+  const args = (list: NginxDirective[], name: string) => find(list, name).map((d) => d.args.join(' '));
+
+  it('writes a catch-all on both sides (the default certificate for unknown names), then per site a redirect server and an HTTPS one', () => {
+    assert.equal(servers.length, 1 + 2 + 1 + 2 + 1);
+    const catchAll = servers[0]!.block!;
+    assert.deepEqual(args(catchAll, 'listen'), ['80 default_server', '[::]:80 default_server', '127.0.0.1:9090 default_server', '443 ssl http2 default_server', '[::]:443 ssl http2 default_server', '127.0.0.1:8443 ssl http2 default_server']);
+    assert.deepEqual(args(catchAll, 'ssl_certificate'), ['/etc/ssl/default.pem']);
+    assert.deepEqual(args(catchAll, 'return'), ['404']);
+    assert.deepEqual(notes, []);
+  });
+
+  it('redirects plain HTTP like mpgate: 301 for GET/HEAD, 308 otherwise, to the first HTTPS port', () => {
+    const redirect = servers[1]!.block!;
+    assert.deepEqual(redirect.map((d) => d.name), ['listen', 'listen', 'listen', 'server_name', 'if', 'return']);
+    assert.deepEqual(args(redirect, 'server_name'), ['shop.test *.shop.test']);
+    assert.deepEqual(find(redirect, 'if')[0]!.args, ['($request_method', '!~', '^(GET|HEAD)$)']);
+    assert.deepEqual(args(find(redirect, 'if')[0]!.block!, 'return'), ['308 https://$host$request_uri']);
+    assert.deepEqual(args(redirect, 'return'), ['301 https://$host$request_uri']);
+    const port = exportNginx(configFromObject({ https: { listen: ['127.0.0.1:8443'] }, sites: [{ hosts: ['a.test'], upstream: 'http://127.0.0.1:1', tls: { cert: '/c', key: '/k' } }] })).text;
+    assert.match(port, /return 301 https:\/\/\$host:8443\$request_uri;/);
+  });
+
+  it('serves HTTPS with the site\'s files, mpgate\'s protocols and ciphers, and HSTS always', () => {
+    const shop = servers[2]!.block!;
+    assert.deepEqual(args(shop, 'listen'), ['443 ssl http2', '[::]:443 ssl http2', '127.0.0.1:8443 ssl http2']);
+    assert.deepEqual(args(shop, 'ssl_certificate'), ['/etc/ssl/shop.pem']);
+    assert.deepEqual(args(shop, 'ssl_certificate_key'), ['/etc/ssl/shop.key']);
+    assert.deepEqual(args(shop, 'ssl_protocols'), ['TLSv1.3']);
+    assert.deepEqual(args(shop, 'ssl_ciphers'), ['ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305']);
+    assert.deepEqual(args(shop, 'ssl_conf_command'), ['Ciphersuites TLS_AES_256_GCM_SHA384']);
+    assert.deepEqual(args(shop, 'ssl_prefer_server_ciphers'), ['on']);
+    assert.deepEqual(args(shop, 'add_header'), ['Strict-Transport-Security max-age=172800; includeSubDomains; preload always']);
+    assert.match(text, /# site "shop" \(sites\[0\]\), owner alice: HTTPS\n/);
+    // redirectHttp: false: one server on both sides.
+    const both = servers[3]!.block!;
+    assert.deepEqual(args(both, 'listen'), ['80', '[::]:80', '127.0.0.1:9090', '443 ssl http2', '[::]:443 ssl http2', '127.0.0.1:8443 ssl http2']);
+    assert.deepEqual(args(both, 'add_header'), ['Strict-Transport-Security max-age=31536000 always']);
+    // disabled: return 503 in front of the locations (the redirect server still redirects).
+    assert.deepEqual(args(servers[5]!.block!, 'return'), ['503']);
+    assert.deepEqual(args(servers[6]!.block!, 'return'), ['503']);
+    // Defaults: TLS 1.2 and 1.3, mpgate's TLS 1.2 list, no ssl_conf_command.
+    const plain = exportNginx(configFromObject({ sites: [{ hosts: ['a.test'], upstream: 'http://127.0.0.1:1', tls: { cert: '/c', key: '/k' } }] })).text;
+    assert.match(plain, /ssl_protocols TLSv1\.2 TLSv1\.3;\n\s+ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:[^;]*CHACHA20-POLY1305;\n\s+ssl_prefer_server_ciphers on;/);
+    assert.doesNotMatch(plain, /ssl_conf_command/);
+  });
+
+  it('https.http2: false, unknownSni: reject, and a defaultSite with or without files', () => {
+    const reject = exportNginx(configFromObject({ https: { http2: false, unknownSni: 'reject' }, sites: [{ hosts: ['a.test'], upstream: 'http://127.0.0.1:1', tls: { cert: '/c', key: '/k' } }] })).text;
+    const catchAll = find(parseNginx(reject), 'server')[0]!.block!;
+    assert.deepEqual(args(catchAll, 'listen'), ['80 default_server', '443 ssl default_server']);
+    assert.deepEqual(args(catchAll, 'ssl_reject_handshake'), ['on']);
+    assert.deepEqual(args(catchAll, 'ssl_certificate'), []);
+    const tlsDefault = exportNginx(configFromObject({ defaultSite: 'a.test', sites: [{ hosts: ['a.test'], upstream: 'http://127.0.0.1:1', tls: { cert: '/c', key: '/k' } }] }));
+    const [redirect, https] = find(parseNginx(tlsDefault.text), 'server').map((x) => x.block!);
+    assert.deepEqual(args(redirect!, 'listen'), ['80 default_server']);
+    assert.deepEqual(args(https!, 'listen'), ['443 ssl http2 default_server']);
+    const plainDefault = exportNginx(configFromObject({ defaultSite: 'p.test', sites: [{ hosts: ['p.test'], upstream: 'http://127.0.0.1:1' }, { hosts: ['a.test'], upstream: 'http://127.0.0.1:1', tls: { cert: '/c', key: '/k' } }] }));
+    assert.deepEqual(args(find(parseNginx(plainDefault.text), 'server')[0]!.block!, 'listen'), ['443 ssl http2 default_server']);
+    assert.deepEqual(plainDefault.notes, ['defaultSite "p.test" has no certificate files: over HTTPS, nginx answers unknown names 404 (mpgate: that site, with the default certificate)']);
+  });
+
+  it('writes a tls: auto site on plain HTTP, with how to get nginx its own certificate', () => {
+    const r = exportNginx(configFromObject({ sites: [{ hosts: ['x.a.test'], upstream: 'http://127.0.0.1:1', tls: 'auto', hsts: true }] }));
+    const site = find(parseNginx(r.text), 'server')[1]!.block!;
+    assert.deepEqual(args(site, 'listen'), ['80']);
+    assert.deepEqual(args(site, 'ssl_certificate'), []);
+    assert.match(r.text, /# HTTP until it has one\. With certbot: certbot --nginx --redirect -d x\.a\.test\n/);
+    assert.match(r.text, /# Then also: add_header Strict-Transport-Security max-age=31536000 always;/);
+    assert.deepEqual(r.notes, ['sites[0]: tls: auto: nginx needs its own certificate (e.g. certbot --nginx --redirect -d x.a.test); exported on plain HTTP until then']);
+  });
+});
+
 describe('nginx round trip: import(export(config)) ≈ config', () => {
   it('keeps every expressible feature, with no findings', () => {
     const cfg = configFromObject(FEATURES);
@@ -191,11 +296,39 @@ describe('nginx round trip: import(export(config)) ≈ config', () => {
     assert.deepEqual(essence(again), essence(cfg));
   });
 
-  it('keeps examples/mpgate.yaml', () => {
+  it('keeps examples/mpgate.yaml (its tls: auto site comes back on plain HTTP, as exported)', () => {
     const cfg = parseConfig(readFileSync(`${ROOT}examples/mpgate.yaml`, 'utf8'));
+    const { back, again, notes } = roundTrip(cfg);
+    assert.deepEqual(back.findings.map(formatFinding), []);
+    assert.deepEqual(essence(again), essence(cfg));
+    assert.deepEqual(again.sites.map((s) => s.tls), [undefined, { cert: '/etc/ssl/y.a.com/fullchain.pem', key: '/etc/ssl/y.a.com/privkey.pem' }, undefined]);
+    assert.match(notes[0]!, /^sites\[0\]: tls: auto: nginx needs its own certificate/);
+  });
+
+  it('keeps HTTPS: certificates, redirects, a site on both, HSTS, protocols, ciphers, the default certificate, disabled', () => {
+    const cfg = configFromObject(TLS_FEATURES);
     const { back, again } = roundTrip(cfg);
     assert.deepEqual(back.findings.map(formatFinding), []);
     assert.deepEqual(essence(again), essence(cfg));
+    assert.equal(exportNginx(roundTrip(again).again).text, exportNginx(again).text, 'a fixed point after one trip');
+    for (const input of [
+      { defaultSite: 'a', https: { http2: false }, sites: [{ name: 'a', hosts: ['a.test'], upstream: 'http://127.0.0.1:1', tls: { cert: '/c', key: '/k' } }, { hosts: ['p.test'], upstream: 'http://127.0.0.1:2' }] },
+      { https: { unknownSni: 'reject' }, defaultSite: 'p.test', sites: [{ hosts: ['p.test'], upstream: 'http://127.0.0.1:2' }, { hosts: ['a.test'], upstream: 'http://127.0.0.1:1', tls: { cert: '/c', key: '/k' }, redirectHttp: false }] },
+    ] satisfies ConfigInput[]) {
+      const c = configFromObject(input);
+      const trip = roundTrip(c);
+      assert.deepEqual(trip.back.findings.map(formatFinding), [], JSON.stringify(input));
+      assert.deepEqual(essence(trip.again), essence(c), JSON.stringify(input));
+    }
+  });
+
+  it('keeps the certbot-style seed\'s import: nginx → mpgate → nginx → mpgate', () => {
+    const seed = loadNginx(`${ROOT}test/fixtures/nginx/seed-users-https.conf`);
+    const first = configFromObject(importNginx(seed.directives).config);
+    const { back, again } = roundTrip(first);
+    assert.deepEqual(back.findings, []);
+    assert.deepEqual(essence(again), essence(first));
+    assert.equal(again.sites.filter((s) => s.tls !== undefined).length, 2);
   });
 
   it('keeps the seed\'s import: nginx → mpgate → nginx → mpgate', () => {

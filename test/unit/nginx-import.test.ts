@@ -268,19 +268,18 @@ describe('nginx import: headers', () => {
 });
 
 describe('nginx import: server-level settings', () => {
-  it('collects listen addresses: dedup, 80 + [::]:80 → "80", no listen → 0.0.0.0:80, ssl ones reported', () => {
+  it('collects listen addresses: dedup, 80 + [::]:80 → "80", no listen → 0.0.0.0:80, ssl ones → https.listen', () => {
     const r = imp(`
       server { listen 80; listen [::]:80; server_name a.test; location / { proxy_pass http://127.0.0.1:1; } }
       server { listen 80; listen [::]:80; listen 443 ssl http2; server_name b.test; ssl_certificate /etc/ssl/b.pem; ssl_certificate_key /etc/ssl/b.key; location / { proxy_pass http://127.0.0.1:2; } }
       server { listen 127.0.0.1:8080; server_name c.test; location / { proxy_pass http://127.0.0.1:3; } }`);
     assert.deepEqual(r.config.listen, ['80', '127.0.0.1:8080']);
+    assert.deepEqual(r.config.https, { listen: ['0.0.0.0:443'] });
+    // One server on both: one site, served over plain HTTP too.
+    assert.deepEqual(r.config.sites![1], { hosts: ['b.test'], routes: [{ path: '/', upstream: 'http://127.0.0.1:2', preserveHost: false }], tls: { cert: '/etc/ssl/b.pem', key: '/etc/ssl/b.key' }, redirectHttp: false });
     const m = r.findings.map((f) => `${f.line} ${f.directive}: ${f.message}`);
-    assert.ok(m.some((x) => /^3 listen: noted, not yet applied: HTTPS is not in mpgate yet: 443 is not added to listen/.test(x)), m.join('\n'));
-    assert.ok(m.some((x) => /^3 listen: http2: HTTP\/2 is not in mpgate/.test(x)));
-    assert.ok(m.some((x) => /^3 ssl_certificate: noted, not yet applied: HTTPS is not in mpgate yet; \/etc\/ssl\/b\.pem is kept as a comment/.test(x)));
+    assert.ok(!m.some((x) => /^3 (listen: (?!mpgate serves every site)|ssl_)/.test(x)), m.join('\n'));
     assert.ok(m.some((x) => /^4 listen: mpgate serves every site on every listen address: this site also answers on 0\.0\.0\.0:80, \[::\]:80/.test(x)));
-    assert.match(r.yaml, /# server block at t\.conf:3 \(server_name b\.test\)\n {2}# ssl_certificate \/etc\/ssl\/b\.pem \(t\.conf:3\): noted, not yet applied/);
-    assert.match(r.yaml, /# ssl_certificate_key \/etc\/ssl\/b\.key/);
     assert.equal(normalizeListen('*:8080'), '0.0.0.0:8080');
     assert.equal(normalizeListen('[::1]'), '[::1]:80');
     assert.equal(normalizeListen('localhost'), 'localhost:80');
@@ -358,19 +357,224 @@ describe('nginx import: server-level settings', () => {
     assert.ok(r.findings.some((f) => f.directive === 'real_ip_header'));
   });
 
-  it('reports a redirect server, skipping it whole, and the usual main-context boilerplate', () => {
+  it('reports a redirect server (other than to https), skipping it whole, and the usual main-context boilerplate', () => {
     const r = imp(`user www-data; worker_processes auto; events { worker_connections 768; }
       http { sendfile on; gzip on;
-        server { listen 80; server_name a.test; return 301 https://$host$request_uri; location / { proxy_pass http://127.0.0.1:1; } }
+        server { listen 80; server_name old.test; return 301 http://a.test$request_uri; location / { proxy_pass http://127.0.0.1:1; } }
         server { listen 443 ssl; server_name a.test; location / { proxy_pass http://127.0.0.1:1; proxy_set_header Host $host; } } }`);
     assert.deepEqual(r.config.sites, [{ hosts: ['a.test'], upstream: 'http://127.0.0.1:1' }]);
     assert.equal(r.config.listen, undefined, 'only an HTTPS listen remains: mpgate keeps its default');
     const m = r.findings.map((f) => `${f.directive}: ${f.message}`);
-    assert.ok(m.includes('return: redirect (return 301 https://$host$request_uri) not translated: mpgate has no redirect routes; the whole server block is not translated (its 1 location is unreachable in nginx too)'), m.join('\n'));
+    assert.ok(m.includes('return: redirect (return 301 http://a.test$request_uri) not translated: mpgate has no redirect routes (it only redirects plain HTTP to https for sites with tls); the whole server block is not translated (its 1 location is unreachable in nginx too)'), m.join('\n'));
+    assert.ok(m.includes('listen: no ssl_certificate for this HTTPS server: the site is imported without tls (give it tls: {cert, key}, or tls: auto for a certificate from Let\'s Encrypt)'));
     assert.ok(m.includes('user: nginx process setting; mpgate has none (not translated)'));
     assert.ok(m.includes('events: nginx process setting; mpgate has none (not translated)'));
     assert.ok(m.includes('sendfile: not translated (no mpgate equivalent in the http context)'));
     assert.ok(m.includes('gzip: compression is not in mpgate; not translated'));
+  });
+});
+
+describe('nginx import: HTTPS', () => {
+  /** The findings as "LINE directive: message", without the unknown-hosts note. */
+  const lines = (r: ImportResult) => r.findings.filter((f) => !isUnknownHostsNote(f)).map((f) => `${f.line} ${f.directive}: ${f.message}`);
+  const CERT = 'ssl_certificate /etc/ssl/a.pem; ssl_certificate_key /etc/ssl/a.key;';
+  const PROXY = 'location / { proxy_pass http://127.0.0.1:1; proxy_set_header Host $host; }';
+
+  describe('the seed\'s blocks after certbot (seed-users-https.conf)', () => {
+    const file = join(FIXTURES, 'seed-users-https.conf');
+    const loaded = loadNginx(file);
+    const result = importNginx(loaded.directives, { source: 'seed-users-https.conf', findings: loaded.findings });
+
+    it('becomes one site per user: each 80-redirect + 443 pair one site with its certificate files', () => {
+      const le = (name: string) => ({ cert: `/etc/letsencrypt/live/${name}/fullchain.pem`, key: `/etc/letsencrypt/live/${name}/privkey.pem` });
+      assert.deepEqual(result.config, {
+        listen: ['0.0.0.0:80'],
+        https: { listen: ['0.0.0.0:443'], minVersion: 'TLSv1.2' },
+        sites: [
+          { hosts: ['www.a.com'], upstream: 'http://localhost:8000', tls: le('www.a.com') },
+          { hosts: ['x.a.com'], upstream: 'http://localhost:8001', tls: le('x.a.com'), hsts: { maxAge: '730d', includeSubDomains: true } },
+          { hosts: ['y.a.com'], upstream: 'http://localhost:8002' },
+        ],
+      } satisfies ConfigInput);
+    });
+
+    it('reports only what mpgate does not take over: certbot\'s TLS options and dhparam (its defaults apply)', () => {
+      assert.deepEqual(lines(result), [
+        '18 include: /etc/letsencrypt/options-ssl-nginx.conf (certbot\'s TLS settings) not followed: mpgate\'s defaults apply, TLS 1.2 and 1.3 with ECDHE and AES-GCM or ChaCha20 (certbot\'s list without its DHE suites)',
+        '19 ssl_dhparam: mpgate\'s defaults apply: its TLS 1.2 suites use ECDHE only, so no DH parameters are needed; not translated',
+      ]);
+    });
+
+    it('says in the YAML that tls: auto can replace certbot, and the config routes and redirects like nginx', () => {
+      assert.match(result.yaml, /# certbot's certificate for www\.a\.com: mpgate re-reads the files when certbot renews them[^\n]*\n {2}# [^\n]*"tls: auto" has mpgate get and renew it itself/);
+      assert.match(result.yaml, /# redirect server block at \S*seed-users-https\.conf:22 \(plain HTTP → https\)/);
+      const cfg = parseConfig(result.yaml);
+      assert.equal(cfg.sites.length, 3);
+      const table = new RoutingTable(configFromObject(result.config, 'imported'), pools);
+      for (const host of ['www.a.com', 'x.a.com']) {
+        const r = resolve(table, req('/page?x=1', host));
+        assert.ok('redirect' in r, `plain HTTP to ${host} is redirected`);
+      }
+      assert.equal(ok(resolve(table, { ...req('/page', 'www.a.com'), proto: 'https' })).route.upstreams.items[0]!.origin, 'http://localhost:8000');
+      assert.equal(ok(resolve(table, req('/page', 'y.a.com'))).route.upstreams.items[0]!.origin, 'http://localhost:8002');
+    });
+  });
+
+  it('takes listen … ssl, [::]:443 ssl, http2 in either form into https.listen / https.http2', () => {
+    const both = imp(`server { listen 443 ssl; listen [::]:443 ssl ipv6only=on; server_name a.test; ${CERT} ${PROXY} }`);
+    assert.deepEqual(both.config.https, { listen: ['443'], http2: false });
+    assert.match(both.yaml, /http2: false # no listen … http2 in nginx: HTTP\/1\.1 only, as there/);
+    assert.equal(both.config.listen, undefined);
+    assert.deepEqual(lines(both), []);
+    const h2 = imp(`server { listen 127.0.0.1:8443 ssl http2; server_name a.test; ${CERT} ${PROXY} }`);
+    assert.deepEqual(h2.config.https, { listen: ['127.0.0.1:8443'] });
+    const on = imp(`http2 on; server { listen 443 ssl; server_name a.test; ${CERT} ${PROXY} }`);
+    assert.deepEqual(on.config.https, { listen: ['0.0.0.0:443'] });
+    const old = imp(`server { listen 443; ssl on; server_name a.test; ${CERT} ${PROXY} }`);
+    assert.deepEqual(old.config.https, { listen: ['0.0.0.0:443'], http2: false });
+    assert.deepEqual(lines(old), []);
+    const h2c = imp(`server { listen 8080 http2; server_name a.test; ${PROXY} }`);
+    assert.deepEqual(lines(h2c), ['1 listen: http2 without ssl (cleartext HTTP/2, h2c) is not in mpgate; not translated']);
+  });
+
+  it('reads certificates from the server or the http level; one missing or variables are findings', () => {
+    const r = imp(`ssl_certificate /etc/ssl/http.pem; ssl_certificate_key /etc/ssl/http.key;
+      server { listen 443 ssl; server_name a.test; ${PROXY} }
+      server { listen 443 ssl; server_name b.test; ssl_certificate /etc/ssl/b.pem; ssl_certificate_key /etc/ssl/b.key; ssl_certificate /etc/ssl/b-rsa.pem; ssl_certificate_key /etc/ssl/b-rsa.key; ${PROXY} }
+      server { listen 443 ssl; server_name d.test; ssl_certificate $ssl_server_name.pem; ssl_certificate_key $ssl_server_name.key; ${PROXY} }
+      server { listen 443 ssl; server_name e.test; ssl_certificate certs/e.pem; ssl_certificate_key certs/e.key; ${PROXY} }`);
+    assert.deepEqual(r.config.sites!.map((x) => x.tls), [
+      { cert: '/etc/ssl/http.pem', key: '/etc/ssl/http.key' },
+      { cert: '/etc/ssl/b.pem', key: '/etc/ssl/b.key' },
+      undefined,
+      { cert: 'certs/e.pem', key: 'certs/e.key' },
+    ]);
+    const m = lines(r);
+    assert.ok(m.includes('3 ssl_certificate: mpgate serves one certificate per site: the first pair (/etc/ssl/b.pem) is used; not translated'), m.join('\n'));
+    assert.ok(m.includes('4 ssl_certificate: "$ssl_server_name.pem": only a file name is translated (no variables or data:); the site is imported without tls'));
+    assert.ok(m.some((x) => /^5 ssl_certificate: relative path: nginx reads it from its configuration directory/.test(x)));
+    const half = imp(`server { listen 443 ssl; server_name c.test; ssl_certificate /etc/ssl/c.pem; ${PROXY} }`);
+    assert.equal(half.config.sites![0]!.tls, undefined);
+    assert.deepEqual(lines(half), ['1 ssl_certificate: no ssl_certificate_key goes with it: the site is imported without tls (tls needs both cert and key)']);
+    const unused = imp(`ssl_certificate /etc/ssl/x.pem; ssl_certificate_key /etc/ssl/x.key; server { listen 80; server_name a.test; ssl_certificate /etc/ssl/a.pem; ${PROXY} }`);
+    assert.deepEqual(lines(unused), [
+      '1 ssl_certificate: this server has no listen … ssl, so nginx does not use it either; not translated',
+      '1 ssl_certificate: no translated HTTPS server uses it; not translated',
+      '1 ssl_certificate_key: no translated HTTPS server uses it; not translated',
+    ]);
+  });
+
+  it('maps ssl_protocols to https.minVersion; below TLS 1.2 is a finding', () => {
+    const proto = (p: string) => imp(`ssl_protocols ${p}; server { listen 443 ssl; server_name a.test; ${CERT} ${PROXY} }`);
+    const debian = proto('TLSv1 TLSv1.1 TLSv1.2 TLSv1.3');
+    assert.equal(debian.config.https!.minVersion, 'TLSv1.2');
+    assert.deepEqual(lines(debian), ['1 ssl_protocols: TLSv1 TLSv1.1 not translated: mpgate never goes below TLS 1.2 (WeChat requires 1.2 or newer)']);
+    assert.equal(proto('TLSv1.3').config.https!.minVersion, 'TLSv1.3');
+    assert.deepEqual(lines(proto('TLSv1.2')), ['1 ssl_protocols: mpgate always offers TLS 1.3 as well (TLS 1.3 cannot be turned off)']);
+    const legacy = proto('TLSv1 TLSv1.1');
+    assert.equal(legacy.config.https!.minVersion, undefined);
+    assert.deepEqual(lines(legacy), ['1 ssl_protocols: TLSv1 TLSv1.1 not translated: mpgate never goes below TLS 1.2 (WeChat requires 1.2 or newer); minVersion stays TLSv1.2']);
+    const two = imp(`ssl_protocols TLSv1.2 TLSv1.3; server { listen 443 ssl; server_name a.test; ssl_protocols TLSv1.3; ${CERT} ${PROXY} }`);
+    assert.equal(two.config.https!.minVersion, 'TLSv1.2');
+    assert.deepEqual(lines(two), ['1 ssl_protocols: mpgate has one value for all sites: "TLSv1.2 TLSv1.3" from t.conf:1 applies; not translated']);
+    const noTls = imp(`ssl_protocols TLSv1.2; server { listen 80; server_name a.test; ${PROXY} }`);
+    assert.equal(noTls.config.https, undefined);
+    assert.deepEqual(lines(noTls), ['1 ssl_protocols: no HTTPS server here is translated, so it applies to nothing; not translated']);
+  });
+
+  it('takes ssl_ciphers only when every suite is ECDHE/TLS 1.3 with AES-GCM or ChaCha20; other ssl_* are "defaults apply" findings', () => {
+    const safe = 'ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305';
+    const r = imp(`server { listen 443 ssl; server_name a.test; ${CERT} ssl_ciphers ${safe}; ssl_conf_command Ciphersuites TLS_AES_256_GCM_SHA384;
+      ssl_prefer_server_ciphers on; ssl_session_cache shared:SSL:10m; ssl_session_tickets off; ssl_dhparam /etc/ssl/dh.pem; ssl_stapling on; ssl_ecdh_curve X25519; ${PROXY} }`);
+    assert.equal(r.config.https!.ciphers, `TLS_AES_256_GCM_SHA384:${safe}`);
+    const m = lines(r);
+    assert.equal(m.length, 5, m.join('\n'));
+    assert.ok(m.includes('2 ssl_session_cache: mpgate\'s defaults apply (node\'s TLS session resumption); not translated'));
+    assert.ok(m.some((x) => /^2 ssl_dhparam: mpgate's defaults apply/.test(x)));
+    assert.ok(m.some((x) => /^2 ssl_stapling: OCSP stapling is not in mpgate/.test(x)));
+    const weak = imp(`server { listen 443 ssl; server_name a.test; ${CERT} ssl_ciphers HIGH:!aNULL:!MD5; ssl_prefer_server_ciphers off; ${PROXY} }`);
+    assert.equal(weak.config.https!.ciphers, undefined);
+    assert.deepEqual(lines(weak), [
+      '1 ssl_prefer_server_ciphers: mpgate\'s defaults apply: the server\'s cipher order is preferred; not translated',
+      '1 ssl_ciphers: "HIGH:!aNULL:!MD5" not translated: mpgate\'s list applies (mpgate\'s defaults apply: ECDHE with AES-GCM or ChaCha20 only); https.ciphers takes a list of such suites (names such as ECDHE-RSA-AES128-GCM-SHA256)',
+    ]);
+  });
+
+  it('takes add_header Strict-Transport-Security as the site\'s hsts', () => {
+    const hsts = (v: string, extra = ' always') => imp(`server { listen 443 ssl; server_name a.test; ${CERT} add_header Strict-Transport-Security "${v}"${extra}; ${PROXY} }`);
+    assert.equal(hsts('max-age=31536000').config.sites![0]!.hsts, true);
+    assert.deepEqual(hsts('max-age=600; includeSubDomains; preload', '').config.sites![0]!.hsts, { maxAge: '600s', includeSubDomains: true, preload: true });
+    assert.deepEqual(hsts('max-age=86400').config.sites![0]!.hsts, { maxAge: '1d' });
+    const bad = hsts('includeSubDomains');
+    assert.equal(bad.config.sites![0]!.hsts, undefined);
+    assert.deepEqual(lines(bad), ['1 add_header: "includeSubDomains" has no max-age; not translated']);
+    const inherited = imp(`add_header Strict-Transport-Security "max-age=31536000" always; server { listen 443 ssl; server_name a.test; ${CERT} ${PROXY} }`);
+    assert.equal(inherited.config.sites![0]!.hsts, true);
+    assert.deepEqual(lines(inherited), []);
+    const plain = imp(`server { listen 80; server_name a.test; add_header Strict-Transport-Security "max-age=1"; ${PROXY} }`);
+    assert.deepEqual(lines(plain), ['1 add_header: browsers ignore Strict-Transport-Security over plain HTTP, and mpgate sends it over HTTPS only; not translated']);
+  });
+
+  it('folds a port-80 redirect server into the HTTPS site of its names, in every usual form', () => {
+    for (const ret of ['return 301 https://$host$request_uri;', 'return 308 https://$server_name$request_uri;', 'return 301 https://a.test$request_uri;', 'return 301 https://$http_host$request_uri;',
+      'if ($host = a.test) { return 301 https://$host$request_uri; } return 404;']) {
+      const r = imp(`server { listen 80; server_name a.test; ${ret} } server { listen 443 ssl; server_name a.test; ${CERT} ${PROXY} }`);
+      assert.deepEqual(r.config.sites, [{ hosts: ['a.test'], upstream: 'http://127.0.0.1:1', tls: { cert: '/etc/ssl/a.pem', key: '/etc/ssl/a.key' } }], ret);
+      assert.deepEqual(r.config.listen, ['0.0.0.0:80'], ret);
+      assert.deepEqual(lines(r), [], ret);
+    }
+    // The catch-all form: every name on port 80 to https (mpgate redirects every site with tls).
+    const all = imp(`server { listen 80 default_server; server_name _; return 301 https://$host$request_uri; } server { listen 443 ssl; server_name a.test; ${CERT} ${PROXY} }`);
+    assert.deepEqual(all.config.sites, [{ hosts: ['a.test'], upstream: 'http://127.0.0.1:1', tls: { cert: '/etc/ssl/a.pem', key: '/etc/ssl/a.key' } }]);
+    assert.deepEqual(all.config.listen, ['0.0.0.0:80']);
+    assert.equal(all.config.defaultSite, undefined);
+    assert.deepEqual(all.findings, []);
+    const approx = imp(`server { listen 80; server_name a.test b.test; return 302 https://$server_name$request_uri; }
+      server { listen 80; server_name c.test; return 301 https://www.c.test:8443$request_uri; }
+      server { listen 443 ssl; server_name a.test b.test c.test; ${CERT} ${PROXY} }`);
+    assert.equal(approx.config.sites!.length, 1);
+    assert.deepEqual(lines(approx), [
+      '1 return: a temporary redirect (302) becomes mpgate\'s permanent one (301 for GET/HEAD, 308 for other methods)',
+      '1 return: nginx redirects every name here to https://a.test; mpgate redirects each name to itself',
+      '2 return: nginx redirects c.test to https://www.c.test; mpgate redirects each name to itself',
+      '2 return: nginx redirects to port 8443; mpgate redirects to its first HTTPS listen port (443)',
+    ]);
+    const orphan = imp(`server { listen 80; server_name a.test z.test; return 301 https://$host$request_uri; } server { listen 443 ssl; server_name a.test; ${CERT} ${PROXY} }`);
+    assert.deepEqual(lines(orphan), ['1 return: z.test: no HTTPS server here serves it, so this redirect is not translated for it']);
+    const none = imp(`server { listen 80; server_name z.test; return 301 https://$host$request_uri; } server { listen 80; server_name a.test; ${PROXY} }`);
+    assert.deepEqual(lines(none), ['1 return: redirect to https (return 301 https://$host$request_uri) for z.test, which no HTTPS server here serves: not translated (mpgate redirects the sites it serves with tls)']);
+  });
+
+  it('serves plain HTTP too (redirectHttp: false) for a plain server proxying the same names or one server on both', () => {
+    const twin = imp(`server { listen 80; server_name a.test; ${PROXY} } server { listen 443 ssl; server_name a.test; ${CERT} ${PROXY} }`);
+    assert.deepEqual(twin.config.sites, [{ hosts: ['a.test'], upstream: 'http://127.0.0.1:1', tls: { cert: '/etc/ssl/a.pem', key: '/etc/ssl/a.key' }, redirectHttp: false }]);
+    assert.deepEqual(twin.config.listen, ['0.0.0.0:80']);
+    assert.deepEqual(lines(twin), []);
+    const differs = imp(`server { listen 80; server_name a.test; location / { proxy_pass http://127.0.0.1:2; proxy_set_header Host $host; } } server { listen 443 ssl; server_name a.test; ${CERT} ${PROXY} }`);
+    assert.equal(differs.config.sites![0]!.upstream, 'http://127.0.0.1:1');
+    assert.match(lines(differs)[0]!, /^1 server: this plain-HTTP server routes differently from the HTTPS server for the same names at t\.conf:1: mpgate has one site per name/);
+    const combined = imp(`server { listen 80; listen 443 ssl; server_name a.test; ${CERT} ${PROXY} }`);
+    assert.equal(combined.config.sites![0]!.redirectHttp, false);
+    const scheme = imp(`server { listen 80; listen 443 ssl; server_name a.test; ${CERT} if ($scheme = http) { return 301 https://$host$request_uri; } ${PROXY} }`);
+    assert.equal(scheme.config.sites![0]!.redirectHttp, undefined);
+    assert.deepEqual(lines(scheme), []);
+  });
+
+  it('takes return 503 in front of the locations as disabled, and a TLS catch-all as unknownSni / defaultCert', () => {
+    const disabled = imp(`server { listen 80; server_name a.test; return 503; ${PROXY} }`);
+    assert.deepEqual(disabled.config.sites, [{ hosts: ['a.test'], upstream: 'http://127.0.0.1:1', disabled: true }]);
+    assert.deepEqual(lines(disabled), []);
+    const reject = imp(`server { listen 80 default_server; listen 443 ssl default_server; server_name _; ssl_reject_handshake on; return 404; }
+      server { listen 443 ssl; server_name a.test; ${CERT} ${PROXY} }`);
+    assert.deepEqual(reject.config.https, { listen: ['0.0.0.0:443'], http2: false, unknownSni: 'reject' });
+    assert.deepEqual(reject.findings, []);
+    const other = imp(`server { listen 443 ssl default_server; server_name _; ssl_certificate /etc/ssl/default.pem; ssl_certificate_key /etc/ssl/default.key; return 404; }
+      server { listen 443 ssl; server_name a.test; ${CERT} ${PROXY} }`);
+    assert.deepEqual(other.config.https!.defaultCert, { cert: '/etc/ssl/default.pem', key: '/etc/ssl/default.key' });
+    const same = imp(`server { listen 443 ssl default_server; server_name _; ${CERT} return 404; } server { listen 443 ssl; server_name a.test; ${CERT} ${PROXY} }`);
+    assert.equal(same.config.https!.defaultCert, undefined);
+    const notCatchAll = imp(`server { listen 443 ssl; server_name a.test; ssl_reject_handshake on; ${CERT} ${PROXY} }`);
+    assert.deepEqual(lines(notCatchAll), ['1 ssl_reject_handshake: only a catch-all default server\'s is translated (https.unknownSni: reject); not translated']);
   });
 });
 
@@ -382,9 +586,17 @@ describe('nginx import: the real-world fixture', () => {
     assert.equal(parseConfig(r.yaml).sites.length, 2);
     assert.equal(r.config.defaultSite, '~^(?<user>[a-z]+)\\.dev\\.a\\.com$');
     assert.deepEqual(r.config.sites![0]!.routes![1], { path: '/api/', upstream: ['http://127.0.0.1:9001/v2/', 'http://127.0.0.1:9002/v2/'], stripPrefix: true, setHeaders: { 'X-Api-Key': 's3cr3t' } });
+    // The 80 → 443 pair is one site with certbot's files, redirected like nginx did.
+    assert.deepEqual(r.config.sites![0]!.tls, { cert: '/etc/letsencrypt/live/shop.a.com/fullchain.pem', key: '/etc/letsencrypt/live/shop.a.com/privkey.pem' });
+    assert.equal(r.config.sites![0]!.redirectHttp, undefined);
+    assert.deepEqual(r.config.https, { listen: ['443'] });
+    assert.deepEqual(r.config.listen, ['80']);
     const lines = r.findings.map((f) => `${f.line} ${f.directive}`);
-    for (const expected of ['13 include', '34 return', '38 listen', '41 ssl_certificate', '42 ssl_certificate_key', '61 proxy_set_header', '64 location', '69 root', '73 location', '82 proxy_pass']) {
+    for (const expected of ['13 include', '61 proxy_set_header', '64 location', '69 root', '73 location', '82 proxy_pass']) {
       assert.ok(lines.includes(expected), `expected a finding "${expected}" in:\n${lines.join('\n')}`);
+    }
+    for (const translated of ['34 return', '37 listen', '38 listen', '41 ssl_certificate', '42 ssl_certificate_key']) {
+      assert.ok(!lines.includes(translated), `"${translated}" is translated now:\n${lines.join('\n')}`);
     }
     assert.deepEqual(lines, [...lines].sort((a, b) => parseInt(a) - parseInt(b)), 'findings are in file order');
   });
