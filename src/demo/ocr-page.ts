@@ -10,7 +10,7 @@
  * limits the page's requests to its own origin. The script avoids template literals so that this
  * file can hold it in a String.raw template.
  */
-import { createHash } from 'node:crypto';
+import { inlinePageCsp } from '../server/page-csp.js';
 
 const STYLE = String.raw`
 :root { color-scheme: light dark; --fg: #1d2129; --muted: #5c6370; --bg: #f6f7f9; --card: #fff; --line: #d9dce1;
@@ -445,7 +445,6 @@ const BODY = String.raw`
 </main>
 `;
 
-const sha256 = (s: string) => `'sha256-${createHash('sha256').update(s).digest('base64')}'`;
 
 /** The page, one self-contained HTML document. */
 export const OCR_PAGE_HTML = `<!doctype html>
@@ -467,13 +466,4 @@ export const OCR_PAGE_HTML = `<!doctype html>
  * Content-Security-Policy for the page: its own inline script and style (by hash), images from the
  * chosen file (blob:), requests to its own origin only, nothing else.
  */
-export const OCR_PAGE_CSP = [
-  "default-src 'none'",
-  `script-src ${sha256(SCRIPT)}`,
-  `style-src ${sha256(STYLE)}`,
-  'img-src blob: data:',
-  "connect-src 'self'",
-  "base-uri 'none'",
-  "form-action 'none'",
-  "frame-ancestors 'none'",
-].join('; ');
+export const OCR_PAGE_CSP = inlinePageCsp({ script: SCRIPT, style: STYLE, imgSrc: 'blob: data:' });

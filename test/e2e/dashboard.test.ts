@@ -17,19 +17,18 @@
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { chromium, type Browser, type BrowserContext, type BrowserContextOptions, type Page } from 'playwright-core';
+import { type Browser, type BrowserContext, type BrowserContextOptions, type Page } from 'playwright-core';
+import { launchChromium, requireChromium } from '../support/browser.js';
 import { createToken } from '../../src/admin/auth.js';
 import { DASHBOARD_CSP } from '../../src/admin/dashboard/page.js';
 import { runCli, spawnCli, startBackend, startedPort, waitFor, type Backend } from '../helpers.js';
 
-const CHROMIUM = process.env.MPGATE_TEST_CHROMIUM ?? '/usr/bin/chromium';
 const PHONE: BrowserContextOptions = { viewport: { width: 375, height: 812 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true };
 const DESKTOP: BrowserContextOptions = { viewport: { width: 1280, height: 900 } };
 
@@ -77,10 +76,7 @@ describe('the admin dashboard in Chromium, against mpgate serve', () => {
   const contexts: BrowserContext[] = [];
 
   before(async () => {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(`Chromium is not installed (${CHROMIUM} is missing): run \`apt-get install -y chromium\` `
-        + '(scripts/install-test-deps.sh installs it when run as root). This test does not skip without it.');
-    }
+    requireChromium();
     existing = await startBackend(undefined, 'existing-backend');
     fresh = await startBackend(undefined, 'fresh-backend');
     dir = await mkdtemp(join(tmpdir(), 'mpgate-dashboard-'));
@@ -108,13 +104,7 @@ describe('the admin dashboard in Chromium, against mpgate serve', () => {
       }
       return '';
     }, 10_000, `the admin listener to start (stderr: ${child.err().slice(-500)})`);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync'],
-      timeout: 30_000,
-    });
+    browser = await launchChromium();
   });
 
   after(async () => {

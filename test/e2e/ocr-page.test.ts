@@ -12,16 +12,15 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
-import { chromium, type Browser, type BrowserContext, type BrowserContextOptions, type Page } from 'playwright-core';
+import { type Browser, type BrowserContext, type BrowserContextOptions, type Page } from 'playwright-core';
+import { launchChromium, requireChromium } from '../support/browser.js';
 import { ocrMessage } from '../../src/ocr/messages.js';
 import { ROOT, spawnCli, startedPort } from '../helpers.js';
 
-const CHROMIUM = process.env.MPGATE_TEST_CHROMIUM ?? '/usr/bin/chromium';
 const FIXTURES = join(ROOT, 'test/fixtures/ocr');
 /** The first answer waits for the engine's models to load; later ones take well under a second. */
 const OCR_WAIT = 60_000;
@@ -47,23 +46,12 @@ describe('the demo OCR page (/ocr) in Chromium', () => {
   const contexts: BrowserContext[] = [];
 
   before(async () => {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(`Chromium is not installed (${CHROMIUM} is missing): run \`apt-get install -y chromium\` `
-        + '(scripts/install-test-deps.sh installs it when run as root). This test does not skip without it.');
-    }
+    requireChromium();
     const manifest = JSON.parse(await readFile(join(FIXTURES, 'fixtures.json'), 'utf8')) as Fixture[];
     fixture = manifest.find((f) => f.file === 'mixed-lines.png')!;
     child = spawnCli(['serve', '--listen', '127.0.0.1:0', '--access-log', 'off']);
     base = `http://127.0.0.1:${await startedPort(child)}`;
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      // The flags this machine's Chromium needs (closed network: no background connections).
-      // playwright-core gives every launch a fresh, empty --user-data-dir of its own.
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync'],
-      timeout: 30_000,
-    });
+    browser = await launchChromium();
   });
 
   after(async () => {

@@ -19,7 +19,7 @@
  *   GET /api/v1/me, GET /api/v1/sites, GET /api/v1/errors, POST /api/v1/sites,
  *   PATCH /api/v1/sites/:name, DELETE /api/v1/sites/:name.
  */
-import { createHash } from 'node:crypto';
+import { inlinePageCsp } from '../../server/page-csp.js';
 
 const STYLE = String.raw`
 :root { color-scheme: light dark; --fg: #1d2129; --muted: #5c6370; --bg: #f4f5f7; --card: #fff; --line: #d9dce1;
@@ -939,7 +939,6 @@ const SCRIPT = String.raw`
 })();
 `;
 
-const sha256 = (s: string) => `'sha256-${createHash('sha256').update(s).digest('base64')}'`;
 
 const HTML = `<!doctype html>
 <html lang="en">
@@ -966,13 +965,4 @@ export function dashboardHtml(): string {
  * Content-Security-Policy to send with the page: its own inline script and style (by hash),
  * requests to its own origin only (the admin API), no framing, nothing else.
  */
-export const DASHBOARD_CSP = [
-  "default-src 'none'",
-  `script-src ${sha256(SCRIPT)}`,
-  `style-src ${sha256(STYLE)}`,
-  'img-src data:',
-  "connect-src 'self'",
-  "base-uri 'none'",
-  "form-action 'none'",
-  "frame-ancestors 'none'",
-].join('; ');
+export const DASHBOARD_CSP = inlinePageCsp({ script: SCRIPT, style: STYLE, imgSrc: 'data:' });
