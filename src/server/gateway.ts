@@ -414,9 +414,18 @@ export class Gateway {
 
     // node:http enforces maxHeaderSize while parsing; HTTP/2 heads arrive whole (HPACK), so the
     // same limit is checked here, with the same answer.
-    if (h2 && headListSize(req.rawHeaders) > table.limits.maxHeaderSize) {
-      this.#reject(req, res, new GatewayError('MPG_HEADERS_TOO_LARGE'), undefined, req.headers[':authority'] as string ?? '', peer, started);
-      return;
+    if (h2) {
+      const authority = (req.headers[':authority'] as string | undefined) ?? '';
+      if (headListSize(req.rawHeaders) > table.limits.maxHeaderSize) {
+        this.#reject(req, res, new GatewayError('MPG_HEADERS_TOO_LARGE'), undefined, authority, peer, started);
+        return;
+      }
+      // RFC 9113 §8.3.1: a Host naming another authority than :authority makes the request malformed.
+      const host = req.headers.host;
+      if (host !== undefined && authority !== '' && host.toLowerCase() !== authority.toLowerCase()) {
+        this.#reject(req, res, new GatewayError('MPG_BAD_REQUEST', 'Host differs from :authority'), undefined, authority, peer, started);
+        return;
+      }
     }
     const r = resolve(table, { url: req.url!, rawHeaders: h2 ? h2ToH1Headers(req.rawHeaders) : req.rawHeaders, peer, proto: conn.secure ? 'https' : 'http', httpVersion: req.httpVersion });
     if ('error' in r) {

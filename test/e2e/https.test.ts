@@ -201,14 +201,21 @@ describe('HTTPS listener: SNI, ALPN (h2 + http/1.1), wss, redirects, HSTS', () =
     const many = await get('a.test', '/', ['--http2', ...Array.from({ length: 101 }, (_, i) => ['-H', `X-H${i}: v`]).flat()]);
     assert.equal(many.status, 431);
     assert.equal(many.headers['x-mpgate-error'], 'MPG_TOO_MANY_HEADERS');
-    // No Content-Length: HTTP/2 frames the body itself, and it is counted as it streams.
     const client = http2.connect(`https://127.0.0.1:${httpsPort}`, { ca: ca.certPem, servername: 'open.test' });
     try {
+      // RFC 9113 §8.3.1: Host and :authority naming different sites is malformed, not routed by either.
+      const mixed = client.request({ ':path': '/', ':authority': 'a.test', host: 'b.test' }, { endStream: true });
+      const [mixedHead] = (await once(mixed, 'response')) as [http2.IncomingHttpHeaders];
+      mixed.resume();
+      assert.equal(mixedHead[':status'], 400);
+      assert.equal(mixedHead['x-mpgate-error'], 'MPG_BAD_REQUEST');
+      // No Content-Length: HTTP/2 frames the body itself, and it is counted as it streams.
       const req = client.request({ ':method': 'POST', ':path': '/upload', ':authority': 'open.test' });
       req.on('error', () => {});
       req.write(Buffer.alloc(800, 1));
       req.end(Buffer.alloc(800, 1));
       const [headers] = (await once(req, 'response')) as [http2.IncomingHttpHeaders];
+      req.resume();
       assert.equal(headers[':status'], 413);
       assert.equal(headers['x-mpgate-error'], 'MPG_BODY_TOO_LARGE');
     } finally {
