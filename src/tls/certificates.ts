@@ -2,8 +2,9 @@
  * The HTTPS side's certificate table: one SecureContext per site, from files or from ACME, chosen
  * by SNI with the same server_name precedence as Host routing.
  *
- * Files are read and checked (parseable, key matches, not expired) when the config loads, so a bad
- * certificate is a config error naming the file — never a crash at the first handshake. They are
+ * Files are read and checked (parseable, key matches) when the config loads, so a bad certificate is
+ * a config error naming the file — never a crash at the first handshake. An expired one is served
+ * with a warning, as nginx does: refusing it would take every other site down with it on a restart. They are
  * watched afterwards: a renewed fullchain.pem (certbot, a cron job, `mpgate cert dev`) is served on
  * the next handshake; a broken rewrite is logged and the previous certificate kept.
  */
@@ -80,9 +81,9 @@ function contextOptions(opts: SecureOptions): { minVersion: 'TLSv1.2' | 'TLSv1.3
 
 /**
  * Builds a serving context from PEM texts, checking what would otherwise only fail at the first
- * handshake (or worse, be served): no certificate, a key that is not the certificate's, expiry.
+ * handshake: no certificate, a key that is not the certificate's.
  */
-export function certFromPem(certPem: string, keyPem: string, opts: SecureOptions, now = Date.now()): LoadedCert {
+export function certFromPem(certPem: string, keyPem: string, opts: SecureOptions): LoadedCert {
   const chain = parsePemCertificates(certPem);
   const leaf = chain[0];
   if (leaf === undefined) throw new Error('no "BEGIN CERTIFICATE" block in the certificate file');
@@ -94,7 +95,6 @@ export function certFromPem(certPem: string, keyPem: string, opts: SecureOptions
   }
   if (!leaf.checkPrivateKey(key)) throw new Error(`the key does not belong to the certificate for ${leaf.subject.replace(/\n/g, ', ')}`);
   const notAfter = new Date(leaf.validTo);
-  if (notAfter.getTime() < now) throw new Error(`the certificate expired on ${notAfter.toISOString()}`);
   const context = createSecureContext({ cert: certPem, key: keyPem, ...contextOptions(opts) });
   return { context, pem: { cert: certPem, key: keyPem }, leaf, names: subjectAltNames(leaf), notAfter, issuer: shortDn(leaf.issuer) };
 }
@@ -192,6 +192,13 @@ export class Certificates {
     this.#default = defaultCert;
     this.#watchFiles();
     this.onDefaultChange?.();
+    for (const e of entries.values()) this.#warnIfExpired(e);
+  }
+
+  #warnIfExpired(e: Entry, now = Date.now()): void {
+    if (e.cert !== undefined && e.cert.notAfter.getTime() < now) {
+      this.#log.warn({ site: e.site, file: e.files?.cert, notAfter: e.cert.notAfter.toISOString() }, 'certificate expired: clients will refuse it (mpgate doctor, mpgate cert list)');
+    }
   }
 
   attachAcme(acme: AcmeHooks | undefined): void {
@@ -335,6 +342,7 @@ export class Certificates {
         }
         e.cert = next;
         e.error = undefined;
+        this.#warnIfExpired(e);
       } catch (err) {
         if (e.error !== (err as Error).message) this.#log.error({ site: e.site, err: (err as Error).message }, 'certificate files changed but cannot be used; serving the previous certificate');
         e.error = (err as Error).message;

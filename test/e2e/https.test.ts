@@ -320,13 +320,36 @@ describe('HTTPS configuration errors and options', () => {
     });
   };
 
-  it('missing, unreadable, mismatched or expired files are config errors naming the file (never a crash at the first handshake)', async () => {
+  it('missing, unreadable or mismatched files are config errors naming the file (never a crash at the first handshake)', async () => {
     await rejects({ tls: { cert: join(tmp.dir, 'nope.pem'), key: good.keyFile } }, join(tmp.dir, 'nope.pem'), /cannot read the certificate file \(ENOENT\)/);
     await rejects({ tls: { cert: good.certFile, key: join(tmp.dir, 'nokey.pem') } }, join(tmp.dir, 'nokey.pem'), /cannot read the key file/);
     await rejects({ tls: { cert: good.keyFile, key: good.keyFile } }, good.keyFile, /no "BEGIN CERTIFICATE"/);
     await rejects({ tls: { cert: good.certFile, key: other.keyFile } }, other.keyFile, /the key does not belong to the certificate/);
     await rejects({ tls: { cert: good.certFile, key: good.certFile } }, good.certFile, /no readable private key/);
-    await rejects({ tls: { cert: expired.certFile, key: expired.keyFile } }, expired.certFile, /expired on 2020-03-01/);
+  });
+
+  it('an expired certificate is served with a warning (other sites stay up), and doctor fails it with the date', async () => {
+    const lines: string[] = [];
+    const log = pino({ level: 'warn' }, { write: (l: string) => void lines.push(l) });
+    const cfg = configFromObject({ listen: ['127.0.0.1:0'], https: { listen: ['127.0.0.1:0'] }, sites: [
+      { hosts: ['good.test'], upstream: backend.url, tls: { cert: good.certFile, key: good.keyFile } },
+      { hosts: ['old.test'], upstream: backend.url, tls: { cert: expired.certFile, key: expired.keyFile } },
+    ] } as ConfigInput);
+    const gw = await Gateway.start(cfg, { log });
+    try {
+      assert.ok(lines.some((l) => l.includes('certificate expired') && l.includes('old.test')), lines.join(''));
+      const port = gw.httpsAddresses()[0]!.port;
+      const r = await handshake(port, 'old.test');
+      assert.ok(r.ok && r.cert.fingerprint256 === expired.x509.fingerprint256);
+      assert.ok(gw.certificates().find((c) => c.site === 'old.test')!.daysLeft! < 0);
+      const d = await runCli(['doctor', `https://old.test:${port}/`, '--resolve', 'old.test:127.0.0.1', '--ca', ca.certFile, '--json', '--timeout', '5000']);
+      assert.equal(d.code, 1);
+      const expiry = (JSON.parse(d.stdout) as { checks: { id: string; status: string; found: string }[] }).checks.find((c) => c.id === 'expiry')!;
+      assert.equal(expiry.status, 'fail');
+      assert.match(expiry.found, /2020-03-01/);
+    } finally {
+      await gw.close(0);
+    }
   });
 
   it('the CLI reports a bad certificate as a config error with the file, exit 1', async () => {
