@@ -146,6 +146,13 @@ export class Gateway {
     const sites = acmeSites(config);
     if (sites.length === 0 && this.#acme === undefined) return;
     if (this.#acme === undefined) {
+      // A public CA validates http-01 on port 80 and tls-alpn-01 on 443, nowhere else.
+      const ports = (addrs: readonly string[]) => addrs.map((a) => parseListen(a).port);
+      const reachable = (config.acme.challenges.includes('http-01') && ports(config.listen).includes(80))
+        || (config.acme.challenges.includes('tls-alpn-01') && ports(config.https.listen).includes(443));
+      if (!reachable && sites.length > 0) {
+        this.#log.warn({ listen: config.listen, https: config.https.listen, challenges: config.acme.challenges }, 'tls: auto needs port 80 (http-01) or 443 (tls-alpn-01) reachable from the CA; with neither, only a test CA (pebble) can validate');
+      }
       const { AcmeManager } = await import('../tls/acme/acme-manager.js');
       const acme = new AcmeManager({
         config: config.acme,
