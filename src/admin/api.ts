@@ -83,6 +83,8 @@ const addBody = z.strictObject({
   port: z.number().int().min(1).max(65535).optional(),
   upstream: z.string().min(1).optional(),
   name: z.string().min(1).max(253).optional(),
+  // Certificate files are server paths: set by an administrator in the file, not over the API.
+  tls: z.literal('auto').optional(),
 });
 const patchBody = z
   .strictObject({
@@ -91,8 +93,9 @@ const patchBody = z
     disabled: z.boolean().optional(),
     owner: userName.optional(),
     maxBodySize: z.union([z.number().int().nonnegative(), z.string().min(1)]).optional(),
+    tls: z.union([z.literal('auto'), z.null()]).optional(),
   })
-  .refine((b) => Object.keys(b).length > 0, 'nothing to change: give upstream, hosts, disabled, maxBodySize or owner');
+  .refine((b) => Object.keys(b).length > 0, 'nothing to change: give upstream, hosts, disabled, maxBodySize, owner or tls');
 const testBody = z.strictObject({ host: z.string().min(1).max(253).optional(), path: z.string().startsWith('/').optional() });
 
 interface Ctx {

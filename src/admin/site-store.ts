@@ -237,6 +237,8 @@ export interface AddSite {
   upstream?: string | undefined;
   /** Default: the host. */
   name?: string | undefined;
+  /** HTTPS for the site: "auto" (ACME) or certificate files. */
+  tls?: 'auto' | { cert: string; key: string } | undefined;
 }
 
 export interface SitePatch {
@@ -245,6 +247,8 @@ export interface SitePatch {
   owner?: string | undefined;
   maxBodySize?: number | string | undefined;
   disabled?: boolean | undefined;
+  /** "auto", certificate files, or null to serve the site over plain HTTP only. */
+  tls?: 'auto' | { cert: string; key: string } | null | undefined;
 }
 
 /**
@@ -298,9 +302,11 @@ export class SiteStore {
       const upstream = req.upstream ?? `http://127.0.0.1:${req.port ?? (await nextFreePort(config))}`;
       opts.guard?.(config, undefined, { name, hosts: [req.host], owner: req.owner, upstreams: [upstream] });
       const seq = sitesSeq(doc);
-      const node = doc.createNode({ name, hosts: [req.host], ...(req.owner !== undefined ? { owner: req.owner } : {}), upstream }) as YAMLMap;
-      const hostsNode: unknown = node.get('hosts', true);
-      if (isSeq(hostsNode)) hostsNode.flow = true;
+      const node = doc.createNode({ name, hosts: [req.host], ...(req.owner !== undefined ? { owner: req.owner } : {}), upstream, ...(req.tls !== undefined ? { tls: req.tls } : {}) }) as YAMLMap;
+      for (const key of ['hosts', 'tls']) {
+        const child: unknown = node.get(key, true);
+        if (isSeq(child) || isMap(child)) child.flow = true;
+      }
       const day = (opts.now ?? new Date()).toISOString().slice(0, 10);
       const by = oneLine(opts.by ?? 'mpgate');
       node.commentBefore = ` ${req.owner !== undefined ? `${oneLine(req.owner)}'s site` : 'site'}, added ${day} by ${by}`;
@@ -341,6 +347,8 @@ export class SiteStore {
       if (patch.upstream !== undefined) setValue(doc, item, 'upstream', patch.upstream);
       if (patch.owner !== undefined) setValue(doc, item, 'owner', patch.owner);
       if (patch.maxBodySize !== undefined) setValue(doc, item, 'maxBodySize', patch.maxBodySize);
+      if (patch.tls === null) item.delete('tls');
+      else if (patch.tls !== undefined) setValue(doc, item, 'tls', patch.tls);
       if (patch.disabled === true) setValue(doc, item, 'disabled', true);
       else if (patch.disabled === false) item.delete('disabled'); // the default: keep the file short
     }, this.lockOptions);

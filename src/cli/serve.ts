@@ -127,6 +127,7 @@ export async function runServe(argv: string[]): Promise<number> {
         const next = hasOverrides(v) ? configFromObject(overrides(fresh as unknown as ConfigInput), file) : fresh;
         const previous = gateway.config;
         const result = gateway.reload(next);
+        await result.pending;
         if (observers) forgetRemovedSites(previous, next, observers);
         await watcher?.noteLoaded();
         log.info({ why, sites: next.sites.length }, 'config reloaded');

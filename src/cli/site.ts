@@ -4,11 +4,12 @@ import { formatProblems } from '../config/load.js';
 import { splitListen, type Config, type SiteConfig } from '../config/schema.js';
 import { AuditLog, auditFile } from '../admin/audit.js';
 import { siteUpstreams } from '../admin/auth.js';
-import { AdminError, SiteStore, siteView, type SiteView } from '../admin/site-store.js';
+import { AdminError, SiteStore, siteView, type AddSite, type SiteView } from '../admin/site-store.js';
 import { certExpiry, siteTest, tcpProbe, type CertExpiry, type Hop } from '../admin/site-test.js';
 import { parseCommand, UsageError } from './usage.js';
 
 const HELP = `Usage: mpgate site add HOST [--owner USER] [--port PORT | --upstream URL] [--name NAME]
+                     [--tls auto | --cert FILE --key FILE]
        mpgate site list [--owner USER] [--json]
        mpgate site remove NAME
        mpgate site disable NAME
@@ -34,6 +35,8 @@ Options:
       --port PORT       the user's local port (add)
       --upstream URL    any upstream URL instead of a local port (add)
       --name NAME       site name (add; default: HOST)
+      --tls auto        HTTPS with a certificate issued and renewed by ACME (add; see "acme" in the config)
+      --cert FILE, --key FILE   HTTPS with these certificate files instead (add)
       --gateway URL     where the gateway listens (test; default: from the file's "listen")
       --path PATH       request path (test; default /)
       --json            machine-readable output (list, test)
@@ -54,6 +57,9 @@ export async function runSite(argv: string[]): Promise<number> {
     port: { type: 'string' },
     upstream: { type: 'string' },
     name: { type: 'string' },
+    tls: { type: 'string' },
+    cert: { type: 'string' },
+    key: { type: 'string' },
     gateway: { type: 'string' },
     path: { type: 'string' },
     json: { type: 'boolean' },
@@ -76,7 +82,12 @@ export async function runSite(argv: string[]): Promise<number> {
           if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError(`--port: expected a port number 1-65535, got "${v.port}"`);
         }
         if (port !== undefined && v.upstream !== undefined) throw new UsageError('give --port or --upstream, not both');
-        return await siteAdd(file, { host, owner: v.owner, port, upstream: v.upstream, name: v.name });
+        if (v.tls !== undefined && v.tls !== 'auto') throw new UsageError(`--tls: only "auto" (or give --cert FILE --key FILE), got "${v.tls}"`);
+        if ((v.cert === undefined) !== (v.key === undefined)) throw new UsageError('give --cert and --key together');
+        if (v.tls !== undefined && v.cert !== undefined) throw new UsageError('give --tls auto or --cert/--key, not both');
+        // Paths as typed on the command line: relative to where the command runs.
+        const tls = v.tls === 'auto' ? 'auto' as const : v.cert !== undefined ? { cert: resolve(v.cert), key: resolve(v.key!) } : undefined;
+        return await siteAdd(file, { host, owner: v.owner, port, upstream: v.upstream, name: v.name, tls });
       }
       case 'list':
         if (args.length > 0) throw new UsageError(`site list takes no arguments\n\n${HELP}`);
@@ -139,13 +150,13 @@ function reloadNote(config: Config, file: string): string {
 
 // ---- subcommands ---------------------------------------------------------------------------------
 
-async function siteAdd(file: string, req: { host: string; owner?: string | undefined; port?: number | undefined; upstream?: string | undefined; name?: string | undefined }): Promise<number> {
+async function siteAdd(file: string, req: AddSite): Promise<number> {
   const store = new SiteStore(file);
-  const detail = { host: req.host, owner: req.owner, port: req.port, upstream: req.upstream };
+  const detail = { host: req.host, owner: req.owner, port: req.port, upstream: req.upstream, tls: req.tls };
   try {
     const { site, config } = await store.add(req, { by: cliWho() });
     await auditCli(file, config, { action: 'site.add', site: site.name, ok: true, detail: { ...detail, upstream: site.upstream } });
-    process.stdout.write(`added ${site.name}: ${site.hosts.join(', ')} → ${String(site.upstream)}${site.owner ? ` (owner ${site.owner})` : ''}\n`);
+    process.stdout.write(`added ${site.name}: ${site.hosts.join(', ')} → ${String(site.upstream)}${site.owner ? ` (owner ${site.owner})` : ''}${site.tls ? `, HTTPS (${site.tls === 'auto' ? 'certificate by ACME' : 'certificate files'})` : ''}\n`);
     const port = typeof site.upstream === 'string' ? /^http:\/\/127\.0\.0\.1:(\d+)$/.exec(site.upstream)?.[1] : undefined;
     if (port) process.stdout.write(`the service must listen on 127.0.0.1:${port}\n`);
     process.stdout.write(`${reloadNote(config, file)}\n`);

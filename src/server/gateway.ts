@@ -47,6 +47,8 @@ export interface ListenAddress {
 export interface ReloadResult {
   /** Settings that changed but only take effect after a restart. */
   needsRestart: string[];
+  /** Work the reload started (HTTPS listeners, the ACME manager); settles when done, never rejects. */
+  pending?: Promise<void>;
 }
 
 export class Gateway {
@@ -215,15 +217,32 @@ export class Gateway {
     if (JSON.stringify(old.listen) !== JSON.stringify(config.listen)) needsRestart.push('listen');
     if (old.limits.maxHeaderSize !== config.limits.maxHeaderSize) needsRestart.push('limits.maxHeaderSize');
     const httpsRunning = this.#httpsServers.length > 0;
-    if (httpsRunning !== Certificates.needed(config) || (httpsRunning && JSON.stringify(old.https.listen) !== JSON.stringify(config.https.listen))) needsRestart.push('https.listen');
+    let pending: Promise<void> | undefined;
+    if (!httpsRunning && Certificates.needed(config) && this.#closing === undefined) {
+      // The first site with tls (e.g. "mpgate site add --tls auto") opens the HTTPS listeners now.
+      pending = this.#startHttps(config.https.listen);
+    } else if (httpsRunning && JSON.stringify(old.https.listen) !== JSON.stringify(config.https.listen)) {
+      needsRestart.push('https.listen');
+    }
     if (old.https.http2 !== config.https.http2 && httpsRunning) needsRestart.push('https.http2');
     if (this.#acme !== undefined) {
       this.#feedAcme(autoSites);
       if (JSON.stringify(old.acme) !== JSON.stringify(config.acme)) needsRestart.push('acme');
     } else if (autoSites.length > 0) {
-      void this.#startAcme(config).catch((err: unknown) => this.#log.error({ err }, 'cannot start automatic certificates'));
+      const acme = this.#startAcme(config).catch((err: unknown) => this.#log.error({ err }, 'cannot start automatic certificates'));
+      pending = pending ? Promise.all([pending, acme]).then(() => {}) : acme;
     }
-    return { needsRestart };
+    return { needsRestart, ...(pending ? { pending } : {}) };
+  }
+
+  /** HTTPS listeners opened by a reload; a failure (port taken) is logged, the rest keeps running. */
+  async #startHttps(addrs: readonly string[]): Promise<void> {
+    try {
+      for (const addr of addrs) await this.#listenHttps(addr);
+      this.#log.info({ https: this.httpsAddresses().map((a) => `${a.host}:${a.port}`) }, 'HTTPS listeners started');
+    } catch (err) {
+      this.#log.error({ err, https: addrs }, 'cannot open the HTTPS listeners; fix https.listen and reload or restart');
+    }
   }
 
   /**

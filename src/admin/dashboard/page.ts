@@ -162,6 +162,8 @@ const BODY = String.raw`
           </div>
         </div>
         <p class="hint" data-i18n="orHint"></p>
+        <label class="check"><input type="checkbox" id="f-tls" name="tls"> <span data-i18n="tlsLabel"></span></label>
+        <p class="field-error" data-for="tls" hidden></p>
         <div class="alert form-error" role="alert" hidden></div>
         <div class="row">
           <button type="submit" class="btn primary" data-i18n="create"></button>
@@ -220,6 +222,7 @@ const SCRIPT = String.raw`
       del: '删除',
       confirmDel: '确认删除？',
       editUpstream: '上游地址（多个用逗号分隔）',
+      tlsLabel: 'HTTPS（自动申请并续期证书，小程序必需）',
       disableLabel: '停用此站点（请求返回 503）',
       disabled: '已停用',
       tlsAuto: '自动证书',
@@ -290,6 +293,7 @@ const SCRIPT = String.raw`
       del: 'Delete',
       confirmDel: 'Really delete?',
       editUpstream: 'Upstream URL (several: separate with commas)',
+      tlsLabel: 'HTTPS (certificate issued and renewed automatically; mini-programs need it)',
       disableLabel: 'Disable this site (requests get 503)',
       disabled: 'Disabled',
       tlsAuto: 'auto certificate',
@@ -624,6 +628,15 @@ const SCRIPT = String.raw`
     dis.name = 'disabled';
     chk.appendChild(dis);
     chk.appendChild(i18n(el('span'), 'disableLabel'));
+    var tlsChk = el('label', 'check');
+    var tlsBox = el('input');
+    tlsBox.type = 'checkbox';
+    tlsBox.name = 'tls';
+    tlsChk.appendChild(tlsBox);
+    tlsChk.appendChild(i18n(el('span'), 'tlsLabel'));
+    var tlsErr = el('p', 'field-error');
+    tlsErr.setAttribute('data-for', 'tls');
+    tlsErr.hidden = true;
     var disErr = el('p', 'field-error');
     disErr.setAttribute('data-for', 'disabled');
     disErr.hidden = true;
@@ -637,7 +650,7 @@ const SCRIPT = String.raw`
     cancel.type = 'button';
     row.appendChild(save);
     row.appendChild(cancel);
-    [lab, up, upErr, chk, disErr, formErr, row].forEach(function (n) { form.appendChild(n); });
+    [lab, up, upErr, chk, disErr, tlsChk, tlsErr, formErr, row].forEach(function (n) { form.appendChild(n); });
     c.el.appendChild(form);
     c.form = form;
 
@@ -648,6 +661,9 @@ const SCRIPT = String.raw`
       up.value = c.origUpstream;
       up.disabled = s.upstream === null || s.upstream === undefined;   // a site with routes: edit the config file
       dis.checked = !!s.disabled;
+      tlsBox.checked = !!s.tls;
+      // Certificate files are set in the config file; only "auto" is switched here.
+      tlsBox.disabled = s.tls === 'files';
       clearProblems(form);
       form.hidden = false;
       c.editBtn.setAttribute('aria-expanded', 'true');
@@ -663,6 +679,7 @@ const SCRIPT = String.raw`
         body.upstream = list.length > 1 ? list : v;
       }
       if (dis.checked !== !!c.data.disabled) body.disabled = dis.checked;
+      if (!tlsBox.disabled && tlsBox.checked !== !!c.data.tls) body.tls = tlsBox.checked ? 'auto' : null;
       if (Object.keys(body).length === 0) { closeEdit(c); return; }
       save.disabled = true;
       clearProblems(form);
@@ -831,7 +848,7 @@ const SCRIPT = String.raw`
   }
 
   // ---- add a site ---------------------------------------------------------------------------
-  var FIELD_KEYS = { host: 'host', hosts: 'host', name: 'host', owner: 'owner', port: 'port', upstream: 'upstream', disabled: 'disabled' };
+  var FIELD_KEYS = { host: 'host', hosts: 'host', name: 'host', owner: 'owner', port: 'port', upstream: 'upstream', disabled: 'disabled', tls: 'tls' };
   /** The form field a problem's key names ("host", "sites.3.hosts.0", "upstream"), if any. */
   function fieldFor(key) {
     var parts = String(key || '').split(/[.\[\]\/]+/).filter(Boolean);
@@ -885,6 +902,7 @@ const SCRIPT = String.raw`
     if (port) body.port = /^\d+$/.test(port) ? Number(port) : port;
     var upstream = $('f-upstream').value.trim();
     if (upstream) body.upstream = upstream;
+    if ($('f-tls').checked) body.tls = 'auto';
     var submit = form.querySelector('button[type=submit]');
     submit.disabled = true;
     api('POST', '/api/v1/sites', body).then(function (r) {
