@@ -1,12 +1,13 @@
 /** `mpgate nginx import` and `mpgate nginx export`, run as real processes. */
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parseConfig } from '../../src/config/load.js';
 import { nginxCheck } from '../fixtures/nginx/nginx.js';
-import { runCli, ROOT } from '../helpers.js';
+import { curl, runCli, ROOT, spawnCli, startBackend, startedPort } from '../helpers.js';
 import { issue } from '../support/tls-fixtures.js';
 
 const SEED = join(ROOT, 'test/fixtures/nginx/seed-users.conf');
@@ -41,6 +42,36 @@ describe('mpgate nginx (CLI)', () => {
     const check = await runCli(['check', '--config', out]);
     assert.equal(check.code, 0, check.stderr);
     assert.match(check.stdout, /ok \(3 sites, 3 routes, listening on 0\.0\.0\.0:80\)/);
+  });
+
+  it('the seed\'s nginx.conf, imported and served: each user\'s subdomain reaches that user\'s port, Host and client address passed on', async () => {
+    // The seed's blocks verbatim, with the users' ports (8000, 8001, 8002) moved to free ones.
+    const backends = await Promise.all(['www', 'x', 'y'].map((n) => startBackend(undefined, n)));
+    const conf = join(dir, 'seed-live.conf');
+    let text = await readFile(SEED, 'utf8');
+    backends.forEach((b, i) => (text = text.replace(`localhost:${8000 + i}`, `127.0.0.1:${b.port}`)));
+    await writeFile(conf, text);
+    const out = join(dir, 'seed-live.yaml');
+    assert.equal((await runCli(['nginx', 'import', conf, '-o', out])).code, 0);
+    const child = spawnCli(['serve', '--config', out, '--listen', '127.0.0.1:0', '--access-log', 'off']);
+    try {
+      const port = await startedPort(child);
+      for (const [i, host] of ['www.a.com', 'x.a.com', 'y.a.com'].entries()) {
+        const r = await curl(['-H', `Host: ${host}`, `http://127.0.0.1:${port}/api/items?q=1`]);
+        assert.equal(r.status, 200, host);
+        const echo = JSON.parse(r.body) as { name: string; url: string; headers: Record<string, string> };
+        assert.equal(echo.name, ['www', 'x', 'y'][i]);
+        assert.equal(echo.url, '/api/items?q=1');
+        assert.equal(echo.headers.host, host, 'proxy_set_header Host $host');
+        assert.equal(echo.headers['x-real-ip'], '127.0.0.1', 'proxy_set_header X-Real-IP $remote_addr');
+      }
+      // nginx would answer an unknown host from its first block; the import's finding says how to keep that.
+      assert.equal((await curl(['-H', 'Host: nobody.a.com', `http://127.0.0.1:${port}/`])).status, 404);
+    } finally {
+      child.kill('SIGTERM');
+      await once(child, 'exit');
+      await Promise.all(backends.map((b) => b.close()));
+    }
   });
 
   it('import: a production-style file still exits 0 and reports every leftover with its line', async () => {
