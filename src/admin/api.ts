@@ -22,11 +22,11 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { ConfigProblem } from '../config/load.js';
-import type { Config, SiteConfig } from '../config/schema.js';
+import { siteName, type Config, type SiteConfig } from '../config/schema.js';
 import { HostRouter } from '../core/host-router.js';
 import type { AccessEntry } from '../server/access-log.js';
 import type { AuditEntry, AuditLog } from './audit.js';
-import { Authenticator, canSee, siteChangeProblem, siteNameOf, type Principal } from './auth.js';
+import { Authenticator, canSee, siteChangeProblem, type Principal } from './auth.js';
 import { AdminError, SiteStore, siteView, type Guard } from './site-store.js';
 import { siteTest, tcpProbe } from './site-test.js';
 
@@ -167,7 +167,7 @@ export function createAdminApi(opts: AdminApiOptions): (req: IncomingMessage, re
   };
 
   const liveSite = (ctx: Ctx, name: string, action: string): SiteConfig => {
-    const site = opts.gateway.config.sites.find((s) => siteNameOf(s) === name);
+    const site = opts.gateway.config.sites.find((s) => siteName(s) === name);
     if (site === undefined) throw new AdminError('MPGA_NO_SUCH_SITE', `no site is named "${name}"`);
     if (!canSee(ctx.principal, site)) {
       audit({ who: ctx.principal.name, role: ctx.principal.role, action, site: name, ip: ctx.ip, ok: false, status: 403, errors: { code: 'MPGA_FORBIDDEN', message: 'this site belongs to another user' } });
@@ -191,7 +191,7 @@ export function createAdminApi(opts: AdminApiOptions): (req: IncomingMessage, re
   };
 
   const view = async (s: SiteConfig, status: ReturnType<GatewayView['upstreamStatus']>) => {
-    const name = siteNameOf(s);
+    const name = siteName(s);
     // One origin may serve several routes: it is up when every route's view of it is.
     const seen = new Map<string, boolean>();
     for (const u of status) if (u.site === name) seen.set(u.origin, (seen.get(u.origin) ?? true) && u.up);
@@ -295,7 +295,7 @@ export function createAdminApi(opts: AdminApiOptions): (req: IncomingMessage, re
         return sendJson(res, 200, { errors: opts.stats.recentErrors(site, limit) });
       }
       if (principal.role === 'admin') return sendJson(res, 200, { errors: opts.stats.recentErrors(undefined, limit) });
-      const own = opts.gateway.config.sites.filter((s) => canSee(principal, s)).map(siteNameOf);
+      const own = opts.gateway.config.sites.filter((s) => canSee(principal, s)).map(siteName);
       return sendJson(res, 200, { errors: own.length > 0 ? opts.stats.recentErrors(own, limit) : [] });
     }
     throw new AdminError('MPGA_NOT_FOUND', `no such endpoint: ${method} ${path}`);

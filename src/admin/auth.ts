@@ -14,7 +14,7 @@
  * the admin listener or the cloud metadata address through the gateway).
  */
 import { createHash, randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto';
-import type { AdminConfig, Config, SiteConfig } from '../config/schema.js';
+import { siteName, type AdminConfig, type Config, type SiteConfig } from '../config/schema.js';
 import { HostRouter, normalizeHost } from '../core/host-router.js';
 
 export type Role = 'admin' | 'user';
@@ -120,10 +120,6 @@ export class Authenticator {
 }
 
 // ---- authorization -----------------------------------------------------------------------------
-
-export function siteNameOf(s: Pick<SiteConfig, 'name' | 'hosts'>): string {
-  return s.name ?? s.hosts[0]!;
-}
 
 /** Admins see every site; users the sites they own. */
 export function canSee(p: Principal, site: Pick<SiteConfig, 'owner'>): boolean {

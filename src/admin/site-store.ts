@@ -23,9 +23,9 @@ import net from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import { isMap, isScalar, isSeq, parseDocument, YAMLSeq, type Document, type Node as YamlNode, type YAMLMap } from 'yaml';
 import { formatProblems, parseConfig, type ConfigProblem } from '../config/load.js';
-import { splitListen, type Config, type SiteConfig } from '../config/schema.js';
+import { siteName, splitListen, type Config, type SiteConfig } from '../config/schema.js';
 import { ConfigError } from '../core/errors.js';
-import { loopbackPort, siteNameOf, siteUpstreams, type ProposedSite } from './auth.js';
+import { loopbackPort, siteUpstreams, type ProposedSite } from './auth.js';
 import { AdminError } from './errors.js';
 
 export { AdminError, ADMIN_ERRORS, type AdminErrorCode } from './errors.js';
@@ -219,7 +219,7 @@ export interface SiteView {
 
 export function siteView(s: SiteConfig): SiteView {
   return {
-    name: siteNameOf(s),
+    name: siteName(s),
     hosts: [...s.hosts],
     owner: s.owner ?? null,
     upstream: s.upstream === undefined ? null : typeof s.upstream === 'string' ? s.upstream : [...s.upstream],
@@ -297,8 +297,8 @@ export class SiteStore {
     const name = req.name ?? req.host;
     const { config } = await editConfigFile(this.file, async ({ doc, config }) => {
       const key = hostKey(req.host);
-      const clash = config.sites.find((s) => siteNameOf(s) === name || s.hosts.some((h) => hostKey(h) === key));
-      if (clash) throw new AdminError('MPGA_CONFLICT', `"${req.host}" is already served by site "${siteNameOf(clash)}"`);
+      const clash = config.sites.find((s) => siteName(s) === name || s.hosts.some((h) => hostKey(h) === key));
+      if (clash) throw new AdminError('MPGA_CONFLICT', `"${req.host}" is already served by site "${siteName(clash)}"`);
       const upstream = req.upstream ?? `http://127.0.0.1:${req.port ?? (await nextFreePort(config))}`;
       opts.guard?.(config, undefined, { name, hosts: [req.host], owner: req.owner, upstreams: [upstream] });
       const seq = sitesSeq(doc);
@@ -361,7 +361,7 @@ function oneLine(s: string): string {
 }
 
 function findView(config: Config, name: string): SiteView {
-  const s = config.sites.find((x) => siteNameOf(x) === name);
+  const s = config.sites.find((x) => siteName(x) === name);
   if (!s) throw new AdminError('MPGA_INTERNAL', `site "${name}" is missing after the change`);
   return siteView(s);
 }
@@ -380,7 +380,7 @@ function sitesSeq(doc: Document): YAMLSeq {
 }
 
 function locate(doc: Document, config: Config, name: string): { seq: YAMLSeq; index: number; item: YAMLMap; site: SiteConfig } {
-  const index = config.sites.findIndex((s) => siteNameOf(s) === name);
+  const index = config.sites.findIndex((s) => siteName(s) === name);
   if (index === -1) throw new AdminError('MPGA_NO_SUCH_SITE', `no site is named "${name}"`);
   const seq = doc.get('sites', true);
   const item = isSeq(seq) ? seq.items[index] : undefined;

@@ -16,11 +16,11 @@ import net from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { Agent, request } from 'undici';
-import type { Config, SiteConfig } from '../config/schema.js';
+import { siteName, type Config, type SiteConfig } from '../config/schema.js';
 import { HostRouter, normalizeHost } from '../core/host-router.js';
 import { readCertificates, shortDn, summarize } from '../tls/cert-info.js';
 import { siteDirName } from '../tls/acme/store.js';
-import { siteNameOf, siteUpstreams } from './auth.js';
+import { siteUpstreams } from './auth.js';
 
 export interface Hop {
   name: 'dns' | 'host' | 'upstream' | 'request';
@@ -68,7 +68,7 @@ export async function siteTest(opts: SiteTestOptions): Promise<Hop[]> {
 export function matchSite(config: Config, host: string): SiteConfig | undefined {
   const router = new HostRouter<SiteConfig>();
   for (const s of config.sites) for (const h of s.hosts) router.add(h, s);
-  if (config.defaultSite !== undefined) router.setFallback(config.sites.find((s) => siteNameOf(s) === config.defaultSite));
+  if (config.defaultSite !== undefined) router.setFallback(config.sites.find((s) => siteName(s) === config.defaultSite));
   return router.match(host);
 }
 
@@ -98,7 +98,7 @@ async function dnsHop(host: string, timeoutMs: number): Promise<Hop> {
 
 function hostHop(host: string, site: SiteConfig | undefined): Hop {
   if (site === undefined) return { name: 'host', ok: false, detail: `no site serves "${host}" (the gateway answers 404 MPG_NO_SITE)`, fix: `mpgate site add ${host} --owner USER` };
-  const name = siteNameOf(site);
+  const name = siteName(site);
   const how = site.hosts.some((h) => normalizeHost(h) === normalizeHost(host)) ? ''
     : matchesOwnHosts(site, host) ? ` (by ${site.hosts.join(', ')})`
     : ' (as defaultSite)';
@@ -174,7 +174,7 @@ export async function certExpiry(site: SiteConfig, config: Config, configFile: s
   let file: string;
   if (site.tls === 'auto') {
     // The ACME store's layout (tls/acme/store.ts): <storage>/sites/<site>/cert.pem.
-    const rel = join(config.acme.storage, 'sites', siteDirName(siteNameOf(site)), 'cert.pem');
+    const rel = join(config.acme.storage, 'sites', siteDirName(siteName(site)), 'cert.pem');
     const candidates = [resolve(rel), resolve(dirname(configFile), rel)];
     const found = (await Promise.all(candidates.map((p) => stat(p).then(() => p, () => undefined)))).find((p) => p !== undefined);
     if (found === undefined) return { error: 'not issued yet' };

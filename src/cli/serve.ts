@@ -1,7 +1,7 @@
 import { resolve as resolvePath } from 'node:path';
 import { configFromFlags, FlagError } from '../config/from-flags.js';
 import { configFromObject, loadConfig } from '../config/load.js';
-import type { Config, ConfigInput } from '../config/schema.js';
+import { siteName, type Config, type ConfigInput } from '../config/schema.js';
 import { ConfigError } from '../core/errors.js';
 import { startDemoBackend, type DemoBackend } from '../demo/backend.js';
 import { ConfigWatcher } from '../server/config-watcher.js';
@@ -205,7 +205,7 @@ function observeAccess(log: ((e: AccessEntry) => void) | undefined, stats: SiteS
 
 /** A site gone from the config takes its numbers with it (added again, it starts from zero). */
 function forgetRemovedSites(previous: Config, next: Config, o: { stats: SiteStats; metrics: Metrics }): void {
-  const names = (c: Config) => new Set(c.sites.map((s) => s.name ?? s.hosts[0]!));
+  const names = (c: Config) => new Set(c.sites.map(siteName));
   const kept = names(next);
   for (const name of names(previous)) {
     if (kept.has(name)) continue;

@@ -295,6 +295,11 @@ const accessLogSchema = z
   .default(true)
   .describe('Structured access log (one JSON line per request): true (stdout), false, or {path}.');
 
+/** A site's name: its `name`, or its first host (what logs, error answers and the admin API call it). */
+export function siteName(site: Pick<SiteConfig, 'name' | 'hosts'>): string {
+  return site.name ?? site.hosts[0]!;
+}
+
 /** "host:port" / "[v6]:port" / "port" → host ("" for all interfaces) and port. */
 export function splitListen(addr: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(addr);
@@ -343,7 +348,7 @@ export const configSchema = z
     const names = new Map<string, number>();
     const hosts = new Map<string, number>();
     cfg.sites.forEach((site, i) => {
-      const name = site.name ?? site.hosts[0]!;
+      const name = siteName(site);
       if (names.has(name)) ctx.addIssue({ code: 'custom', path: ['sites', i, 'name'], message: `site name "${name}" is already used by sites[${names.get(name)}]; give one a distinct "name"` });
       names.set(name, i);
       site.hosts.forEach((h, j) => {

@@ -44,7 +44,7 @@
  * Each is also returned as a note.
  */
 import { isAbsolute } from 'node:path';
-import { splitListen, type CertFiles, type Config, type RouteConfig, type SiteConfig } from '../config/schema.js';
+import { siteName, splitListen, type CertFiles, type Config, type RouteConfig, type SiteConfig } from '../config/schema.js';
 import { DEFAULT_TLS12_CIPHERS, MPGATE_VARIABLES as V, escapeRegex } from './import.js';
 import { hstsValue } from '../core/headers.js';
 import { quoteWord } from './parse.js';
@@ -97,7 +97,7 @@ class Exporter {
     // The certificate nginx answers unknown names with, as mpgate: https.defaultCert, else the first site's.
     const firstFiles = c.sites.map((s) => s.tls).find((t): t is CertFiles => t !== undefined && t !== 'auto');
     const unknownCert: CertFiles | 'reject' | undefined = firstFiles === undefined ? undefined : c.https.unknownSni === 'reject' ? 'reject' : c.https.defaultCert ?? firstFiles;
-    const defaultIndex = c.defaultSite === undefined ? -1 : c.sites.findIndex((s) => (s.name ?? s.hosts[0]) === c.defaultSite);
+    const defaultIndex = c.defaultSite === undefined ? -1 : c.sites.findIndex((s) => siteName(s) === c.defaultSite);
     const defaultHasFiles = defaultIndex !== -1 && isFiles(c.sites[defaultIndex]!.tls);
     if (c.defaultSite === undefined) {
       servers.push(
@@ -218,7 +218,7 @@ class Exporter {
 
   #server(site: SiteConfig, index: number): Line[] {
     const c = this.config;
-    const name = site.name ?? site.hosts[0]!;
+    const name = siteName(site);
     const key = `sites[${index}]`;
     const routes = siteRoutes(site);
     const isDefault = c.defaultSite === name ? 'default_server' : undefined;
@@ -375,7 +375,7 @@ class Exporter {
   }
 
   #upstreamBlock(site: SiteConfig, route: RouteConfig, urls: URL[]): string {
-    const stem = `mpgate_${slug(site.name ?? site.hosts[0]!)}${route.path === '/' ? '' : `_${slug(route.path)}`}`;
+    const stem = `mpgate_${slug(siteName(site))}${route.path === '/' ? '' : `_${slug(route.path)}`}`;
     let name = stem;
     for (let n = 2; this.#blockNames.has(name); n++) name = `${stem}_${n}`;
     this.#blockNames.add(name);
@@ -385,7 +385,7 @@ class Exporter {
       ...(u.failTimeout !== 10_000 ? [`fail_timeout=${nginxTime(u.failTimeout)}`] : []),
     ];
     this.upstreamBlocks.push(
-      `# ${route.path} of site "${site.name ?? site.hosts[0]}": round-robin, an upstream that fails is skipped for a while.`,
+      `# ${route.path} of site "${siteName(site)}": round-robin, an upstream that fails is skipped for a while.`,
       `upstream ${name} {`,
       // An upstream-block server without a port is port 80 even for https: always write it.
       urls.map((url) => `server ${[`${url.hostname}:${url.port || (url.protocol === 'https:' ? '443' : '80')}`, ...params].join(' ')};`),

@@ -4,7 +4,7 @@
  */
 import type { Pool } from 'undici';
 import { readFileSync } from 'node:fs';
-import type { Config, Limits, OcrRouteConfig, RelayConfig, RouteConfig, SiteConfig, UpstreamDefaults } from '../config/schema.js';
+import { siteName, type Config, type Limits, type OcrRouteConfig, type RelayConfig, type RouteConfig, type SiteConfig, type UpstreamDefaults } from '../config/schema.js';
 import type { OcrRouteOptions } from '../ocr/ocr-request.js';
 import { ConfigError } from '../core/errors.js';
 import type { RelayPolicy } from '../relay/relay-target.js';
@@ -108,7 +108,7 @@ function compileSite(sc: SiteConfig, config: Config, pools: UpstreamPools, keys:
     }
   }
   const site: Omit<Site, 'routes'> & { routes: Route[] } = {
-    name: sc.name ?? sc.hosts[0]!,
+    name: siteName(sc),
     maxBodySize: sc.maxBodySize ?? config.limits.maxBodySize,
     disabled: sc.disabled,
     redirectHttp: sc.tls !== undefined && sc.redirectHttp,

@@ -13,7 +13,7 @@ import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
-import type { CertFiles, Config, HttpsConfig } from '../config/schema.js';
+import { siteName, type CertFiles, type Config, type HttpsConfig } from '../config/schema.js';
 import { ConfigError } from '../core/errors.js';
 import { HostRouter } from '../core/host-router.js';
 import { parsePemCertificates, shortDn, subjectAltNames } from './cert-info.js';
@@ -170,7 +170,7 @@ export class Certificates {
     };
     config.sites.forEach((sc, i) => {
       if (sc.tls === undefined) return;
-      const site = sc.name ?? sc.hosts[0]!;
+      const site = siteName(sc);
       const previous = this.#entries.get(site);
       const entry: Entry = sc.tls === 'auto'
         // An issued certificate survives reloads; a site switching from files to auto starts without one.
