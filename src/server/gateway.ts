@@ -14,9 +14,10 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Duplex, Readable } from 'node:stream';
 import type { Logger } from 'pino';
-import type { Config } from '../config/schema.js';
+import { siteName, splitListen, type Config } from '../config/schema.js';
 import { GatewayError } from '../core/errors.js';
 import { h2ToH1Headers } from '../core/headers.js';
+import { normalizeHost } from '../core/host-router.js';
 import type { AcmeManager } from '../tls/acme/acme-manager.js';
 import { Certificates, type CertStatus } from '../tls/certificates.js';
 import { HttpExchange, type ExchangeHooks } from '../proxy/http-exchange.js';
@@ -149,7 +150,7 @@ export class Gateway {
     if (sites.length === 0 && this.#acme === undefined) return;
     if (this.#acme === undefined) {
       // A public CA validates http-01 on port 80 and tls-alpn-01 on 443, nowhere else.
-      const ports = (addrs: readonly string[]) => addrs.map((a) => parseListen(a).port);
+      const ports = (addrs: readonly string[]) => addrs.map((a) => splitListen(a).port);
       const reachable = (config.acme.challenges.includes('http-01') && ports(config.listen).includes(80))
         || (config.acme.challenges.includes('tls-alpn-01') && ports(config.https.listen).includes(443));
       if (!reachable && sites.length > 0) {
@@ -514,7 +515,12 @@ export class Gateway {
   #redirect(req: IncomingMessage, res: ServerResponse, site: string, host: string, ip: string, started: number): void {
     const status = req.method === 'GET' || req.method === 'HEAD' ? 301 : 308;
     const port = this.#httpsServers.length > 0 ? boundAddress(this.#httpsServers[0]!).port : 443;
-    const name = hostName(host);
+    // A Host that routes only through defaultSite (none, or not a host name) cannot name the target.
+    const name = normalizeHost(host);
+    if (name === undefined) {
+      this.#reject(req, res, new GatewayError('MPG_BAD_REQUEST', 'no Host to redirect to https with'), site, host, ip, started);
+      return;
+    }
     const location = `https://${name}${port === 443 ? '' : `:${port}`}${req.url!}`;
     // An unread body must not be parsed as the next request.
     const close = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
@@ -596,7 +602,7 @@ export class Gateway {
 
 /** The `tls: auto` sites, as the ACME manager wants them. */
 function acmeSites(config: Config): { site: string; names: string[] }[] {
-  return config.sites.filter((s) => s.tls === 'auto').map((s) => ({ site: s.name ?? s.hosts[0]!, names: [...s.hosts] }));
+  return config.sites.filter((s) => s.tls === 'auto').map((s) => ({ site: siteName(s), names: [...s.hosts] }));
 }
 
 const ACME_CHALLENGE_PREFIX = '/.well-known/acme-challenge/';
@@ -613,27 +619,14 @@ function headListSize(raw: readonly string[]): number {
   return n;
 }
 
-/** "a.com:8080" → "a.com", "[::1]:80" → "[::1]". */
-function hostName(host: string): string {
-  if (host.startsWith('[')) return host.slice(0, host.indexOf(']') + 1);
-  const colon = host.indexOf(':');
-  return colon === -1 ? host : host.slice(0, colon);
-}
-
 function listenOn(server: http.Server | https.Server, addr: string): Promise<void> {
-  const { host, port } = parseListen(addr);
+  const { host, port } = splitListen(addr);
   return new Promise<void>((ok, fail) => {
     server.once('error', fail);
-    server.listen({ host, port }, () => {
+    // A bare port listens on every interface.
+    server.listen({ host: host || undefined, port }, () => {
       server.off('error', fail);
       ok();
     });
   });
-}
-
-/** "127.0.0.1:8080" / "[::1]:80" / "8080" → host and port. */
-export function parseListen(addr: string): { host: string | undefined; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(addr);
-  if (m) return { host: m[1] ?? m[2], port: Number(m[3]) };
-  return { host: undefined, port: Number(addr) };
 }

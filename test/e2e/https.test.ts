@@ -18,7 +18,7 @@ import { configFromObject } from '../../src/config/load.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { ConfigError } from '../../src/core/errors.js';
 import { Gateway } from '../../src/server/gateway.js';
-import { curl, runCli, startBackend, startGateway, waitFor, type Backend, type TestGateway } from '../helpers.js';
+import { curl, rawRequest, runCli, startBackend, startGateway, waitFor, type Backend, type TestGateway } from '../helpers.js';
 import { issue, issueWithDates, tempDir, type Issued } from '../support/tls-fixtures.js';
 
 interface Echo {
@@ -409,6 +409,21 @@ describe('HTTPS configuration errors and options', () => {
       assert.ok(r.ok);
       assert.equal(r.version, 'TLSv1.3');
       assert.equal(r.alpn, 'http/1.1');
+    } finally {
+      await gw.close(0);
+    }
+  });
+
+  it('the redirect names the host normalised; a request only defaultSite routes, without a Host to name, is 400', async () => {
+    const gw = await Gateway.start(configFromObject({ listen: ['127.0.0.1:0'], https: { listen: ['127.0.0.1:0'] }, defaultSite: 'good.test', sites: [{ hosts: ['good.test'], upstream: backend.url, tls: { cert: good.certFile, key: good.keyFile } }] } as ConfigInput), { log: pino({ level: 'silent' }) });
+    try {
+      const port = gw.addresses()[0]!.port;
+      const named = await rawRequest(port, 'GET /x HTTP/1.1\r\nHost: Good.Test.:80\r\nConnection: close\r\n\r\n');
+      assert.equal(named.status, 301);
+      assert.equal(named.headers.location, `https://good.test:${gw.httpsAddresses()[0]!.port}/x`);
+      const unnamed = await rawRequest(port, 'GET /x HTTP/1.0\r\n\r\n');
+      assert.equal(unnamed.status, 400);
+      assert.equal(unnamed.headers['x-mpgate-error'], 'MPG_BAD_REQUEST');
     } finally {
       await gw.close(0);
     }
