@@ -10,7 +10,7 @@
  */
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync, watch, type FSWatcher } from 'node:fs';
-import { basename, dirname } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { siteName, type CertFiles, type Config, type HttpsConfig } from '../config/schema.js';
@@ -86,14 +86,14 @@ function contextOptions(opts: SecureOptions): { minVersion: 'TLSv1.2' | 'TLSv1.3
 export function certFromPem(certPem: string, keyPem: string, opts: SecureOptions): LoadedCert {
   const chain = parsePemCertificates(certPem);
   const leaf = chain[0];
-  if (leaf === undefined) throw new Error('no "BEGIN CERTIFICATE" block in the certificate file');
+  if (leaf === undefined) throw new PemError('cert', 'no "BEGIN CERTIFICATE" block in the certificate file');
   let key;
   try {
     key = createPrivateKey(keyPem);
   } catch (err) {
-    throw new Error(`the key file holds no readable private key (${(err as Error).message})`);
+    throw new PemError('key', `the key file holds no readable private key (${(err as Error).message})`);
   }
-  if (!leaf.checkPrivateKey(key)) throw new Error(`the key does not belong to the certificate for ${leaf.subject.replace(/\n/g, ', ')}`);
+  if (!leaf.checkPrivateKey(key)) throw new PemError('key', `the key does not belong to the certificate for ${leaf.subject.replace(/\n/g, ', ')}`);
   const notAfter = new Date(leaf.validTo);
   const context = createSecureContext({ cert: certPem, key: keyPem, ...contextOptions(opts) });
   return { context, pem: { cert: certPem, key: keyPem }, leaf, names: subjectAltNames(leaf), notAfter, issuer: shortDn(leaf.issuer) };
@@ -113,14 +113,23 @@ export function loadCertFiles(files: CertFiles, opts: SecureOptions): LoadedCert
   try {
     return certFromPem(certPem, keyPem, opts);
   } catch (err) {
-    const message = (err as Error).message;
-    throw new CertFileError(message.startsWith('the key') ? files.key : files.cert, message);
+    if (!(err instanceof PemError)) throw err;
+    throw new CertFileError(err.part === 'key' ? files.key : files.cert, err.message);
   }
 }
 
+/** What is wrong with a PEM pair, and in which of the two. */
+export class PemError extends Error {
+  constructor(readonly part: 'cert' | 'key', message: string) {
+    super(message);
+    this.name = 'PemError';
+  }
+}
+
+/** What is wrong with a certificate file pair: the file at fault, and why (`reason`). */
 export class CertFileError extends Error {
-  constructor(readonly file: string, message: string) {
-    super(`${file}: ${message}`);
+  constructor(readonly file: string, readonly reason: string) {
+    super(`${file}: ${reason}`);
     this.name = 'CertFileError';
   }
 }
@@ -163,8 +172,8 @@ export class Certificates {
       try {
         return loadCertFiles(files, opts);
       } catch (err) {
-        const e = err as CertFileError;
-        problems.push({ file: e.file ?? files.cert, line: 0, column: 0, key, message: e.message.slice((e.file ?? '').length + 2), hint: 'give the PEM certificate chain (fullchain.pem) and its private key' });
+        if (!(err instanceof CertFileError)) throw err;
+        problems.push({ file: err.file, line: 0, column: 0, key, message: err.reason, hint: 'give the PEM certificate chain (fullchain.pem) and its private key' });
         return undefined;
       }
     };
@@ -293,9 +302,7 @@ export class Certificates {
    */
   #watchFiles(): void {
     if (this.#closed) return;
-    const dirs = new Set<string>();
-    for (const e of this.#entries.values()) if (e.files) for (const f of [e.files.cert, e.files.key]) dirs.add(dirname(f));
-    if (this.#defaultFiles) for (const f of [this.#defaultFiles.cert, this.#defaultFiles.key]) dirs.add(dirname(f));
+    const dirs = new Set(this.#files().map((f) => dirname(f)));
     for (const [dir, w] of this.#watchers) {
       if (!dirs.has(dir)) {
         w.close();
@@ -306,7 +313,7 @@ export class Certificates {
       if (this.#watchers.has(dir)) continue;
       try {
         const w = watch(dir, { persistent: false }, (_event, name) => {
-          if (name === null || this.#watchesFile(dir, String(name))) this.#scheduleReread();
+          if (name === null || this.#files().some((f) => resolve(f) === resolve(dir, String(name)))) this.#scheduleReread();
         });
         w.on('error', () => w.close());
         this.#watchers.set(dir, w);
@@ -316,11 +323,10 @@ export class Certificates {
     }
   }
 
-  #watchesFile(dir: string, name: string): boolean {
-    for (const e of this.#entries.values()) {
-      if (e.files && [e.files.cert, e.files.key].some((f) => dirname(f) === dir && basename(f) === name)) return true;
-    }
-    return this.#defaultFiles !== undefined && [this.#defaultFiles.cert, this.#defaultFiles.key].some((f) => dirname(f) === dir && basename(f) === name);
+  /** Every certificate and key file served from. */
+  #files(): string[] {
+    const pairs = [...[...this.#entries.values()].map((e) => e.files), this.#defaultFiles];
+    return pairs.flatMap((f) => (f === undefined ? [] : [f.cert, f.key]));
   }
 
   // A cert and its key are usually written one after the other: wait for both.
