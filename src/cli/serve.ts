@@ -1,6 +1,6 @@
 import { resolve as resolvePath } from 'node:path';
 import { configFromFlags, FlagError } from '../config/from-flags.js';
-import { configFromObject, loadConfig } from '../config/load.js';
+import { configFromObject, loadConfig, loadConfigFile } from '../config/load.js';
 import { siteName, type Config, type ConfigInput } from '../config/schema.js';
 import { ConfigError } from '../core/errors.js';
 import { startDemoBackend, type DemoBackend } from '../demo/backend.js';
@@ -123,13 +123,13 @@ export async function runServe(argv: string[]): Promise<number> {
     }
     reloading = reloading.then(async () => {
       try {
-        const fresh = await loadConfig(file);
+        const { config: fresh, text } = await loadConfigFile(file);
         const next = hasOverrides(v) ? configFromObject(overrides(fresh as unknown as ConfigInput), file) : fresh;
         const previous = gateway.config;
         const result = gateway.reload(next);
         await result.pending;
         if (observers) forgetRemovedSites(previous, next, observers);
-        await watcher?.noteLoaded();
+        watcher?.noteLoaded(text);
         log.info({ why, sites: next.sites.length }, 'config reloaded');
         // The admin listener is bound once, like `listen`; its tokens and sites are read live.
         const needsRestart = [...result.needsRestart, ...(adminListener(next) !== adminListener(config) ? ['admin.listen/admin.tls'] : [])];

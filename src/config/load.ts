@@ -21,6 +21,11 @@ export interface ConfigProblem {
 
 /** Reads and validates `file`. Throws `ConfigError` (with `.problems`) when it is not valid. */
 export async function loadConfig(file: string): Promise<Config> {
+  return (await loadConfigFile(file)).config;
+}
+
+/** loadConfig, also returning the exact text it validated (what a reload has really applied). */
+export async function loadConfigFile(file: string): Promise<{ config: Config; text: string }> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -33,7 +38,7 @@ export async function loadConfig(file: string): Promise<Config> {
   }
   // Relative paths in the file mean "next to this file", whatever directory mpgate is started
   // from (a systemd unit runs in /): certificate files, CA files, the ACME store, logs.
-  return parseConfig(text, file, { baseDir: dirname(resolvePath(file)) });
+  return { config: parseConfig(text, file, { baseDir: dirname(resolvePath(file)) }), text };
 }
 
 /**

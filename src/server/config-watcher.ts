@@ -23,9 +23,13 @@ export class ConfigWatcher {
     void this.#hash().then((h) => (this.#lastHash ??= h));
   }
 
-  /** Records the content just loaded, so the watcher does not fire for it again. */
-  async noteLoaded(): Promise<void> {
-    this.#lastHash = await this.#hash();
+  /**
+   * Records the content a reload applied, so the watcher does not fire for it again. It takes the
+   * text that was loaded, not the file as it is now: a write that landed after the reload read the
+   * file must still trigger the next reload.
+   */
+  noteLoaded(text: string): void {
+    this.#lastHash = sha256(text);
   }
 
   #schedule(): void {
@@ -43,7 +47,7 @@ export class ConfigWatcher {
 
   async #hash(): Promise<string | undefined> {
     try {
-      return createHash('sha256').update(await readFile(this.file)).digest('hex');
+      return sha256(await readFile(this.file));
     } catch {
       return undefined; // mid-rename: the next event will see the new file
     }
@@ -55,4 +59,8 @@ export class ConfigWatcher {
     clearTimeout(this.#timer);
     this.#watcher.close();
   }
+}
+
+function sha256(content: string | Buffer): string {
+  return createHash('sha256').update(content).digest('hex');
 }
