@@ -14,7 +14,7 @@ import { lookup } from 'node:dns/promises';
 import { stat } from 'node:fs/promises';
 import net from 'node:net';
 import { networkInterfaces } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { Agent, request } from 'undici';
 import { siteName, type Config, type SiteConfig } from '../config/schema.js';
 import { HostRouter, normalizeHost } from '../core/host-router.js';
@@ -171,16 +171,15 @@ const certCache = new Map<string, { mtimeMs: number; leaf: { notAfter: Date; iss
  */
 export async function certExpiry(site: SiteConfig, config: Config, configFile: string, now = new Date()): Promise<CertExpiry | null> {
   if (site.tls === undefined) return null;
+  // Relative paths mean "next to the config file", as for `mpgate serve` (config/load.ts).
+  const base = dirname(resolve(configFile));
   let file: string;
   if (site.tls === 'auto') {
     // The ACME store's layout (tls/acme/store.ts): <storage>/sites/<site>/cert.pem.
-    const rel = join(config.acme.storage, 'sites', siteDirName(siteName(site)), 'cert.pem');
-    const candidates = [resolve(rel), resolve(dirname(configFile), rel)];
-    const found = (await Promise.all(candidates.map((p) => stat(p).then(() => p, () => undefined)))).find((p) => p !== undefined);
-    if (found === undefined) return { error: 'not issued yet' };
-    file = found;
+    file = resolve(base, config.acme.storage, 'sites', siteDirName(siteName(site)), 'cert.pem');
+    if (!(await stat(file).then(() => true, () => false))) return { error: 'not issued yet' };
   } else {
-    file = site.tls.cert;
+    file = resolve(base, site.tls.cert);
   }
   try {
     const st = await stat(file);
