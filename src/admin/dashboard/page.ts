@@ -369,6 +369,19 @@ const SCRIPT = String.raw`
     return e;
   }
   function i18n(node, key) { node.setAttribute('data-i18n', key); node.textContent = t(key); return node; }
+  /** A labelled checkbox named like the API field, with the place its validation problem shows. */
+  function checkField(name, labelKey) {
+    var label = el('label', 'check');
+    var box = el('input');
+    box.type = 'checkbox';
+    box.name = name;
+    label.appendChild(box);
+    label.appendChild(i18n(el('span'), labelKey));
+    var error = el('p', 'field-error');
+    error.setAttribute('data-for', name);
+    error.hidden = true;
+    return { label: label, box: box, error: error };
+  }
 
   // ---- API ----------------------------------------------------------------------------------
   function AuthError() { this.name = 'AuthError'; }
@@ -622,24 +635,10 @@ const SCRIPT = String.raw`
     var upErr = el('p', 'field-error');
     upErr.setAttribute('data-for', 'upstream');
     upErr.hidden = true;
-    var chk = el('label', 'check');
-    var dis = el('input');
-    dis.type = 'checkbox';
-    dis.name = 'disabled';
-    chk.appendChild(dis);
-    chk.appendChild(i18n(el('span'), 'disableLabel'));
-    var tlsChk = el('label', 'check');
-    var tlsBox = el('input');
-    tlsBox.type = 'checkbox';
-    tlsBox.name = 'tls';
-    tlsChk.appendChild(tlsBox);
-    tlsChk.appendChild(i18n(el('span'), 'tlsLabel'));
-    var tlsErr = el('p', 'field-error');
-    tlsErr.setAttribute('data-for', 'tls');
-    tlsErr.hidden = true;
-    var disErr = el('p', 'field-error');
-    disErr.setAttribute('data-for', 'disabled');
-    disErr.hidden = true;
+    var disabledField = checkField('disabled', 'disableLabel');
+    var dis = disabledField.box;
+    var tlsField = checkField('tls', 'tlsLabel');
+    var tlsBox = tlsField.box;
     var formErr = el('div', 'alert form-error');
     formErr.setAttribute('role', 'alert');
     formErr.hidden = true;
@@ -650,7 +649,7 @@ const SCRIPT = String.raw`
     cancel.type = 'button';
     row.appendChild(save);
     row.appendChild(cancel);
-    [lab, up, upErr, chk, disErr, tlsChk, tlsErr, formErr, row].forEach(function (n) { form.appendChild(n); });
+    [lab, up, upErr, disabledField.label, disabledField.error, tlsField.label, tlsField.error, formErr, row].forEach(function (n) { form.appendChild(n); });
     c.el.appendChild(form);
     c.form = form;
 
