@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { closedPort, curl, runCli, spawnCli, startBackend, startedPort, waitFor, type Backend } from '../helpers.js';
-import { startPebble, type Pebble } from '../support/pebble.js';
+import { gatewayYaml, startPebble, type Pebble } from '../support/pebble.js';
 import { tempDir } from '../support/tls-fixtures.js';
 
 describe('mpgate serve with tls: auto, against pebble', () => {
@@ -23,16 +23,7 @@ describe('mpgate serve with tls: auto, against pebble', () => {
   const children: ReturnType<typeof spawnCli>[] = [];
 
   const config = (challenges: string[], host: string) => `# written by the acme-gateway test
-listen: ["127.0.0.1:${httpPort}"]
-https:
-  listen: ["127.0.0.1:${httpsPort}"]
-acme:
-  directory: ${pebble.directory}
-  ca: ${pebble.caFile}
-  storage: ${join(tmp.dir, 'store')}
-  challenges: [${challenges.join(', ')}]
-  retryMin: 500ms
-sites:
+${gatewayYaml(pebble, { httpPort, httpsPort, storage: join(tmp.dir, 'store'), challenges })}sites:
   - hosts: [${host}]
     upstream: ${backend.url}
     tls: auto
@@ -148,15 +139,7 @@ describe('mpgate serve renews a short-lived certificate without a restart', () =
     const httpsPort = await closedPort();
     pebble = await startPebble({ dir: tmp.dir, httpPort, tlsPort: httpsPort, validitySeconds: 8 });
     const file = join(tmp.dir, 'renew.yaml');
-    await writeFile(file, `listen: ["127.0.0.1:${httpPort}"]
-https:
-  listen: ["127.0.0.1:${httpsPort}"]
-acme:
-  directory: ${pebble.directory}
-  ca: ${pebble.caFile}
-  storage: ${join(tmp.dir, 'store')}
-  retryMin: 500ms
-sites:
+    await writeFile(file, `${gatewayYaml(pebble, { httpPort, httpsPort, storage: join(tmp.dir, 'store') })}sites:
   - hosts: [renew.test]
     upstream: ${backend.url}
     tls: auto

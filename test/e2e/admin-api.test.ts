@@ -13,28 +13,13 @@ import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
 import { parseConfig } from '../../src/config/load.js';
 import { runCli, spawnCli, startBackend, startedPort, waitFor, type Backend } from '../helpers.js';
+import { adminUrlOf, tokenAdd } from '../support/admin.js';
 
 interface ApiAnswer {
   status: number;
   headers: Record<string, string | string[] | undefined>;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   json: any;
-}
-
-/** The admin URL from the "admin API listening" log line. */
-function adminUrlOf(child: ReturnType<typeof spawnCli>): Promise<string> {
-  return waitFor(() => {
-    for (const line of child.err().split('\n')) {
-      if (line.includes('"admin API listening"')) return (JSON.parse(line) as { admin: string }).admin;
-    }
-    return '';
-  }, 10_000, 'the admin API to start');
-}
-
-function tokenOf(stdout: string): string {
-  const m = /mpg_[A-Za-z0-9_-]{43}/.exec(stdout);
-  assert.ok(m, `no token in:\n${stdout}`);
-  return m[0];
 }
 
 describe('admin API: an administrator and two users (alice, bob)', () => {
@@ -89,9 +74,7 @@ describe('admin API: an administrator and two users (alice, bob)', () => {
       '',
     ].join('\n'));
     for (const [name, args] of [['root', ['--role', 'admin']], ['alice', []], ['bob', []]] as const) {
-      const r = await runCli(['admin', 'token', 'add', name, '--config', file, ...args]);
-      assert.equal(r.code, 0, r.stderr);
-      tokens[name] = tokenOf(r.stdout);
+      tokens[name] = await tokenAdd(file, name, args);
     }
     child = spawnCli(['serve', '--config', file]);
     gw = `http://127.0.0.1:${await startedPort(child)}`;
@@ -296,9 +279,7 @@ describe('admin API: an administrator and two users (alice, bob)', () => {
   });
 
   it('a token added or removed with the CLI counts from the gateway\'s next reload', async () => {
-    const add = await runCli(['admin', 'token', 'add', 'carol', '--config', file]);
-    assert.equal(add.code, 0, add.stderr);
-    const carol = tokenOf(add.stdout);
+    const carol = await tokenAdd(file, 'carol');
     const me = async () => (await request(`${admin}/api/v1/me`, { headers: { authorization: `Bearer ${carol}` } })).statusCode;
     await waitFor(async () => (await me()) === 200, 5000, 'the new token to work');
     const list = await runCli(['admin', 'token', 'list', '--config', file]);

@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
 import { parseConfig } from '../../src/config/load.js';
 import { runCli, spawnCli, startedPort, waitFor } from '../helpers.js';
+import { adminUrlOf, tokenAdd } from '../support/admin.js';
 
 const HEADER = `# Team server. Hand-written comments must survive concurrent edits.
 listen: ["127.0.0.1:0"]
@@ -38,17 +39,12 @@ describe('admin: 20 concurrent adds from the API and the CLI', () => {
     dir = await mkdtemp(join(tmpdir(), 'mpgate-admin-conc-'));
     file = join(dir, 'mpgate.yaml');
     await writeFile(file, `${HEADER}sites:\n  # the first site\n  - hosts: [first.test]\n    upstream: http://127.0.0.1:21000\n`);
-    const r = await runCli(['admin', 'token', 'add', 'root', '--role', 'admin', '--config', file]);
-    assert.equal(r.code, 0, r.stderr);
-    token = /mpg_[A-Za-z0-9_-]{43}/.exec(r.stdout)![0];
+    token = await tokenAdd(file, 'root', ['--role', 'admin']);
     original = await readFile(file, 'utf8');
     assert.ok(original.startsWith(HEADER.slice(0, HEADER.indexOf('admin:'))));
     child = spawnCli(['serve', '--config', file]);
     gw = `http://127.0.0.1:${await startedPort(child)}`;
-    admin = await waitFor(() => {
-      const line = child.err().split('\n').find((l) => l.includes('"admin API listening"'));
-      return line ? (JSON.parse(line) as { admin: string }).admin : '';
-    }, 10_000, 'the admin API');
+    admin = await adminUrlOf(child);
   });
 
   after(async () => {

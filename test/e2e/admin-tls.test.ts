@@ -10,16 +10,9 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { closedPort, curl, runCli, spawnCli, startBackend, startedPort, waitFor, type Backend } from '../helpers.js';
-import { startPebble, type Pebble } from '../support/pebble.js';
+import { adminUrlOf, tokenAdd } from '../support/admin.js';
+import { gatewayYaml, startPebble, type Pebble } from '../support/pebble.js';
 import { tempDir } from '../support/tls-fixtures.js';
-
-async function tokenAdd(file: string, args: string[]): Promise<string> {
-  const r = await runCli(['admin', 'token', 'add', ...args, '--config', file]);
-  assert.equal(r.code, 0, r.stderr);
-  const token = /\bmpg_[A-Za-z0-9_-]{43}\b/.exec(r.stdout)?.[0];
-  assert.ok(token, `no token in: ${r.stdout}`);
-  return token;
-}
 
 describe('site add --tls auto on a running gateway, against pebble', () => {
   let tmp: Awaited<ReturnType<typeof tempDir>>;
@@ -49,30 +42,15 @@ describe('site add --tls auto on a running gateway, against pebble', () => {
     await writeFile(rootFile, (await pebble.root()).toString());
     file = join(tmp.dir, 'mpgate.yaml');
     await writeFile(file, `# the shared server, before any site has HTTPS
-listen: ["127.0.0.1:${httpPort}"]
-https:
-  listen: ["127.0.0.1:${httpsPort}"]
-acme:
-  directory: ${pebble.directory}
-  ca: ${pebble.caFile}
-  storage: store
-  challenges: [http-01]
-  retryMin: 500ms
-admin:
+${gatewayYaml(pebble, { httpPort, httpsPort, storage: 'store', challenges: ['http-01'] })}admin:
   listen: 127.0.0.1:0
   ports: { from: ${backend.port}, to: ${backend.port} }
 sites: []
 `);
-    aliceToken = await tokenAdd(file, ['alice']);
+    aliceToken = await tokenAdd(file, 'alice');
     child = spawnCli(['serve', '--config', file, '--access-log', 'off']);
     await startedPort(child);
-    admin = await waitFor(() => {
-      for (const line of child!.err().split('\n')) {
-        if (line.includes('"admin API listening"')) return (JSON.parse(line) as { admin: string }).admin;
-      }
-      return '';
-    }, 10_000, 'the admin listener');
-    if (!admin.startsWith('http')) admin = `http://${admin}`;
+    admin = await adminUrlOf(child);
   });
   after(async () => {
     if (child && child.exitCode === null) {

@@ -27,7 +27,8 @@ import { type Browser, type BrowserContext, type BrowserContextOptions, type Pag
 import { launchChromium, requireChromium } from '../support/browser.js';
 import { createToken } from '../../src/admin/auth.js';
 import { DASHBOARD_CSP } from '../../src/admin/dashboard/page.js';
-import { runCli, spawnCli, startBackend, startedPort, waitFor, type Backend } from '../helpers.js';
+import { spawnCli, startBackend, startedPort, waitFor, type Backend } from '../helpers.js';
+import { adminUrlOf, tokenAdd } from '../support/admin.js';
 
 const PHONE: BrowserContextOptions = { viewport: { width: 375, height: 812 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true };
 const DESKTOP: BrowserContextOptions = { viewport: { width: 1280, height: 900 } };
@@ -45,14 +46,6 @@ function viaGateway(port: number, host: string, path = '/'): Promise<{ status: n
 }
 
 /** `mpgate admin token add ARGS --config FILE`: the token it prints. */
-async function tokenAdd(file: string, args: string[]): Promise<string> {
-  const r = await runCli(['admin', 'token', 'add', ...args, '--config', file]);
-  assert.equal(r.code, 0, r.stderr);
-  const token = /\bmpg_[A-Za-z0-9_-]{43}\b/.exec(r.stdout)?.[0];
-  assert.ok(token, `no token in: ${r.stdout}`);
-  return token;
-}
-
 /** One raw request, for a Host header that an HTTP client would refuse to send. */
 async function rawGet(port: number, host: string): Promise<void> {
   const s = net.connect(port, '127.0.0.1');
@@ -94,16 +87,11 @@ describe('the admin dashboard in Chromium, against mpgate serve', () => {
       '',
     ].join('\n'));
     // Tokens the way an administrator makes them; the CLI prints each once.
-    adminToken = await tokenAdd(file, ['root', '--role', 'admin']);
-    userToken = await tokenAdd(file, ['alice']);
+    adminToken = await tokenAdd(file, 'root', ['--role', 'admin']);
+    userToken = await tokenAdd(file, 'alice');
     child = spawnCli(['serve', '--config', file]);
     gatewayPort = await startedPort(child);
-    admin = await waitFor(() => {
-      for (const line of child!.err().split('\n')) {
-        if (line.includes('"admin API listening"')) return (JSON.parse(line) as { admin: string }).admin;
-      }
-      return '';
-    }, 10_000, `the admin listener to start (stderr: ${child.err().slice(-500)})`);
+    admin = await adminUrlOf(child);
     browser = await launchChromium();
   });
 

@@ -97,6 +97,22 @@ export function httpsGet(url: string, ca: string): Promise<{ status: number; bod
 }
 
 /**
+ * The part of an mpgate config that points a gateway at this pebble: HTTP and HTTPS listeners on
+ * the ports pebble validates http-01 and tls-alpn-01 against, and the `acme` section.
+ */
+export function gatewayYaml(pebble: Pebble, opts: { httpPort: number; httpsPort: number; storage: string; challenges?: string[] }): string {
+  return `listen: ["127.0.0.1:${opts.httpPort}"]
+https:
+  listen: ["127.0.0.1:${opts.httpsPort}"]
+acme:
+  directory: ${pebble.directory}
+  ca: ${pebble.caFile}
+  storage: ${opts.storage}
+${opts.challenges ? `  challenges: [${opts.challenges.join(', ')}]\n` : ''}  retryMin: 500ms
+`;
+}
+
+/**
  * Starts challtestsrv (DNS only: every A query answers 127.0.0.1, no AAAA) and pebble. Their ports are
  * fixed in their configs, so they are picked free just before; a start that loses that race is retried.
  */
