@@ -470,13 +470,7 @@ export class Gateway {
     if (route.ocr !== undefined) {
       ocrRequest({
         req, res, options: route.ocr, service: this.#ocr,
-        done: (status, code, bytes) => {
-          this.#requestDone();
-          this.#access?.({
-            host: head.host, method: req.method!, path: req.url!, status, bytes, upstream: '',
-            ms: elapsedMs(started), site: route.site.name, ip: head.clientIp, code,
-          });
-        },
+        done: (status, code, bytes) => this.#answered(req, { host: head.host, site: route.site.name, ip: head.clientIp, status, bytes, started, code }),
       });
       return;
     }
@@ -523,11 +517,9 @@ export class Gateway {
     }
     const location = `https://${name}${port === 443 ? '' : `:${port}`}${req.url!}`;
     // An unread body must not be parsed as the next request.
-    const close = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
-    res.writeHead(status, { location, 'content-length': 0, 'cache-control': 'no-store', ...(close ? { connection: 'close' } : {}) });
+    res.writeHead(status, { location, 'content-length': 0, 'cache-control': 'no-store', ...(hasBody(req) ? { connection: 'close' } : {}) });
     res.end();
-    this.#requestDone();
-    this.#access?.({ host, method: req.method!, path: req.url!, status, bytes: 0, upstream: '', ms: elapsedMs(started), site, ip, code: undefined });
+    this.#answered(req, { host, site, ip, status, bytes: 0, started });
   }
 
   /** ACME HTTP-01 (RFC 8555 §8.3): the key authorization for a pending token, on any host. */
@@ -538,20 +530,21 @@ export class Gateway {
     const body = answer ?? 'no such challenge\n';
     res.writeHead(status, { 'content-type': answer === undefined ? 'text/plain; charset=utf-8' : 'application/octet-stream', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
     res.end(req.method === 'HEAD' ? undefined : body);
-    this.#requestDone();
-    this.#access?.({ host: req.headers.host ?? '', method: req.method!, path: req.url!, status, bytes: Buffer.byteLength(body), upstream: '', ms: elapsedMs(started), site: '', ip: peer, code: undefined });
+    this.#answered(req, { host: req.headers.host ?? '', site: '', ip: peer, status, bytes: Buffer.byteLength(body), started });
   }
 
   #reject(req: IncomingMessage, res: ServerResponse, err: GatewayError, site: string | undefined, host: string, ip: string, started: number, json?: boolean): void {
     // Drop the connection when a request body may be left unread (it must not be parsed as the
     // next request) and after a protocol violation (how this client frames requests is suspect).
-    const close = err.code === 'MPG_BODY_TOO_LARGE' || err.code === 'MPG_BAD_REQUEST' || req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
+    const close = err.code === 'MPG_BODY_TOO_LARGE' || err.code === 'MPG_BAD_REQUEST' || hasBody(req);
     sendError(req, res, err, site, close, json);
+    this.#answered(req, { host, site: site ?? '', ip, status: err.status, bytes: 0, started, code: err.code });
+  }
+
+  /** The end of every answer the gateway gives itself (no upstream): one access-log line. */
+  #answered(req: IncomingMessage, a: { host: string; site: string; ip: string; status: number; bytes: number; started: number; code?: string }): void {
     this.#requestDone();
-    this.#access?.({
-      host, method: req.method!, path: req.url!, status: err.status, bytes: 0, upstream: '',
-      ms: elapsedMs(started), site: site ?? '', ip, code: err.code,
-    });
+    this.#access?.({ host: a.host, method: req.method!, path: req.url!, status: a.status, bytes: a.bytes, upstream: '', ms: elapsedMs(a.started), site: a.site, ip: a.ip, code: a.code });
   }
 
   #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -610,6 +603,11 @@ const ACME_CHALLENGE_PREFIX = '/.well-known/acme-challenge/';
 function boundAddress(s: http.Server | https.Server): ListenAddress {
   const a = s.address();
   return typeof a === 'object' && a ? { host: a.address, port: a.port } : { host: '', port: 0 };
+}
+
+/** The request announced a body (it may be left unread when the gateway answers itself). */
+function hasBody(req: IncomingMessage): boolean {
+  return req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
 }
 
 /** Bytes of a head as HTTP/1.1 would carry it ("name: value\r\n" per field). */
