@@ -141,33 +141,33 @@ export interface ResponseMeta {
 }
 
 /**
- * Filters an upstream response's raw headers (undici hands them over as Buffers) for the client:
+ * Filters an upstream response's raw headers for the client:
  * hop-by-hop fields and those named in Connection are dropped; the framing is redone by node:http.
  * `meta` receives the Content-Length, so a body that arrives whole can be sent in one write.
  */
-export function downstreamHeaders(raw: readonly (Buffer | string)[], meta?: ResponseMeta): string[] {
+export function downstreamHeaders(raw: readonly string[], meta?: ResponseMeta): string[] {
   const out: string[] = [];
   let connectionTokens: string[] | undefined;
   if (meta) meta.contentLength = -1;
   for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!.toString('latin1');
+    const name = raw[i]!;
     const lower = watchedName(name);
     if (lower === 'content-length' && meta) {
-      const value = raw[i + 1]!.toString('latin1');
+      const value = raw[i + 1]!;
       meta.contentLength = /^\d+$/.test(value) ? Number(value) : -1;
       out.push(name, value);
       continue;
     }
     if (lower !== '' && HOP_BY_HOP.has(lower)) {
       if (lower === 'connection') {
-        for (const t of raw[i + 1]!.toString('latin1').split(',')) {
+        for (const t of raw[i + 1]!.split(',')) {
           const token = t.trim().toLowerCase();
           if (token && token !== 'close' && token !== 'keep-alive') (connectionTokens ??= []).push(token);
         }
       }
       continue;
     }
-    out.push(name, raw[i + 1]!.toString('latin1'));
+    out.push(name, raw[i + 1]!);
   }
   if (connectionTokens) removeNamed(out, connectionTokens);
   return out;

@@ -3,14 +3,13 @@
  * with backpressure in both directions, retries another upstream when a connection could not be
  * made (the request never left), and records the outcome exactly once.
  *
- * It drives undici's dispatcher with the handler interface undici's own client calls natively
- * (onConnect/onHeaders/onData/onComplete): response headers arrive as raw Buffers and go out as a
- * flat list, so no header object is built on either side.
+ * It is the handler of the upstream client (proxy/h1-client.ts): response headers arrive as the
+ * flat raw list node:http writes back out, so no header object is built on either side.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
-import type { Dispatcher } from 'undici';
 import { classifyError, GatewayError, isConnectFailure } from '../core/errors.js';
+import type { UpstreamHandler } from './h1-client.js';
 import { applyUpstreamHost, downstreamHeaders, setField, type ResponseMeta } from '../core/headers.js';
 import { elapsedMs, type AccessEntry } from '../server/access-log.js';
 import type { ConnectionState, ConnectionUser } from '../server/connection.js';
@@ -24,7 +23,7 @@ export interface ExchangeHooks {
   onUpstreamDown(upstream: Upstream, err: GatewayError): void;
 }
 
-export class HttpExchange implements Dispatcher.DispatchHandler, ConnectionUser {
+export class HttpExchange implements UpstreamHandler, ConnectionUser {
   #upstream: Upstream | undefined;
   #tried: Set<Upstream> | undefined;
   #abort: ((err?: Error) => void) | undefined;
@@ -61,20 +60,20 @@ export class HttpExchange implements Dispatcher.DispatchHandler, ConnectionUser 
     if (upstream === undefined) return this.#fail(new GatewayError('MPG_UPSTREAM_REFUSED', 'no upstream left to try'));
     this.#upstream = upstream;
     if (!this.route.preserveHost) applyUpstreamHost(this.headers, upstream.authority);
-    upstream.dispatcher.dispatch(
+    upstream.pool.dispatch(
       { path: upstream.basePath + this.path, method: this.req.method!, headers: this.headers, body: this.body },
       this,
     );
   }
 
-  // ---- undici handler ------------------------------------------------------------------------
+  // ---- upstream handler ----------------------------------------------------------------------
 
   onConnect(abort: (err?: Error) => void): void {
     if (this.#clientGone) abort(new GatewayError('MPG_CLIENT_GONE'));
     else this.#abort = abort;
   }
 
-  onHeaders(status: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+  onHeaders(status: number, rawHeaders: string[], resume: () => void, statusText: string): boolean {
     // 1xx (100 Continue, 103 Early Hints) are not relayed; node:http answers Expect itself.
     if (status < 200) return true;
     const upstream = this.#upstream!;
@@ -152,8 +151,10 @@ export class HttpExchange implements Dispatcher.DispatchHandler, ConnectionUser 
     this.#clientGone = true;
     this.#code = err?.code ?? 'MPG_CLIENT_GONE';
     this.#goneStatus = err?.status ?? 499;
-    this.#abort?.(err ?? new GatewayError('MPG_CLIENT_GONE'));
+    const abort = this.#abort;
+    // Finished first: the client's onError for this abort then has nothing left to answer.
     this.#finish();
+    abort?.(err ?? new GatewayError('MPG_CLIENT_GONE'));
   }
 
   #fail(err: GatewayError): void {

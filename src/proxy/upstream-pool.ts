@@ -1,36 +1,35 @@
 /**
- * One undici Pool per upstream origin and option set, shared by every route that names it and kept
- * across reloads so keep-alive connections survive a config change. Pools a reload no longer uses
- * are closed after a delay: undici's close() lets queued and in-flight requests finish, and the
- * delay covers requests that picked their upstream on the old table a moment before the swap.
+ * One connection pool per upstream origin and option set, shared by every route that names it and
+ * kept across reloads so keep-alive connections survive a config change. Pools a reload no longer
+ * uses are closed after a delay: close() lets queued and in-flight requests finish, and the delay
+ * covers requests that picked their upstream on the old table a moment before the swap.
  */
 import { createHash } from 'node:crypto';
-import { Pool } from 'undici';
+import { H1Pool } from './h1-client.js';
 import { UpstreamHealth } from '../core/balancer.js';
 import type { UpstreamDefaults } from '../config/schema.js';
 
 export class UpstreamPools {
-  readonly #pools = new Map<string, Pool>();
+  readonly #pools = new Map<string, H1Pool>();
   readonly #health = new Map<string, UpstreamHealth>();
   readonly #retiring = new Set<Promise<void>>();
   #closed = false;
 
   /** The pool for `origin` with these options (created on first use). */
-  pool(origin: string, opts: UpstreamDefaults, tls?: UpstreamTls): Pool {
+  pool(origin: string, opts: UpstreamDefaults, tls?: UpstreamTls): H1Pool {
     const key = poolKey(origin, opts, tls);
     let pool = this.#pools.get(key);
     if (pool === undefined) {
-      pool = new Pool(origin, {
+      pool = new H1Pool(origin, {
         connections: opts.connections,
-        pipelining: 1,
         keepAliveTimeout: opts.keepAliveTimeout,
-        keepAliveMaxTimeout: Math.max(opts.keepAliveTimeout, 600_000),
-        headersTimeout: opts.responseTimeout,
-        bodyTimeout: opts.bodyIdleTimeout,
-        // https upstreams are always verified: against the system CAs, or `tls.ca` when given.
-        connect: { timeout: opts.connectTimeout, rejectUnauthorized: true, ...(tls?.ca ? { ca: tls.ca } : {}) },
-        // The gateway is a proxy: it forwards whatever size the client was allowed to send.
+        connectTimeout: opts.connectTimeout,
+        responseTimeout: opts.responseTimeout,
+        bodyIdleTimeout: opts.bodyIdleTimeout,
+        // A response head may be larger than what clients may send us (cookies, CSPs).
         maxHeaderSize: 64 * 1024,
+        // https upstreams are always verified: against the system CAs, plus `tls.ca` when given.
+        ca: tls?.ca,
       });
       this.#pools.set(key, pool);
     }
@@ -54,7 +53,7 @@ export class UpstreamPools {
       this.#pools.delete(key);
       const done = new Promise<void>((resolve) => {
         setTimeout(() => {
-          pool.close().catch(() => pool.destroy()).finally(resolve);
+          void pool.close().then(resolve);
         }, delayMs).unref();
       });
       this.#retiring.add(done);

@@ -2,7 +2,6 @@
  * Compiles a validated Config into the immutable table one request is routed with. A reload builds
  * a new table and swaps one reference; each request keeps the table it started with.
  */
-import type { Pool } from 'undici';
 import { readFileSync } from 'node:fs';
 import { siteName, type Config, type Limits, type OcrRouteConfig, type RelayConfig, type RouteConfig, type SiteConfig, type UpstreamDefaults } from '../config/schema.js';
 import type { OcrRouteOptions } from '../ocr/ocr-request.js';
@@ -12,6 +11,7 @@ import { RoundRobin, type UpstreamHealth } from '../core/balancer.js';
 import { HostRouter } from '../core/host-router.js';
 import { hstsValue } from '../core/headers.js';
 import { ProxyTrust } from '../core/trust.js';
+import type { H1Pool } from '../proxy/h1-client.js';
 import { poolKey, type UpstreamPools } from '../proxy/upstream-pool.js';
 
 export interface Upstream {
@@ -21,7 +21,8 @@ export interface Upstream {
   /** host[:port] of the upstream, sent as Host when preserveHost is false. */
   readonly authority: string;
   readonly health: UpstreamHealth;
-  readonly dispatcher: Pool;
+  /** Keep-alive connections to this origin (shared by every route naming it). */
+  readonly pool: H1Pool;
 }
 
 export interface Route {
@@ -135,7 +136,7 @@ function compileProxyRoute(site: Site, rc: RouteConfig, config: Config, pools: U
       basePath: url.pathname.replace(/\/+$/, ''),
       authority: url.host,
       health: pools.health(url.origin),
-      dispatcher: pools.pool(url.origin, config.upstream),
+      pool: pools.pool(url.origin, config.upstream),
     };
   });
   const extra = Object.entries(rc.setHeaders).flat();
@@ -184,7 +185,7 @@ function compileRelayRoute(site: Site, rc: RouteConfig, relay: RelayConfig, conf
     basePath: '',
     authority: url.host,
     health: pools.health(url.origin),
-    dispatcher: pools.pool(url.origin, config.upstream, tls),
+    pool: pools.pool(url.origin, config.upstream, tls),
   };
   const extra = Object.entries(relay.headers).flat();
   return {

@@ -198,21 +198,21 @@ export function countBytes(server: Server): { readonly bytes: number; reset(): v
   };
 }
 
-/** Counts the gateway's upstream connection attempts per port (undici's diagnostics channels). */
+/** Counts the gateway's upstream connection attempts per port (proxy/h1-client.ts's diagnostics channels). */
 export function watchConnects(): { attempts(port: number): number; refused(port: number): number; stop(): void } {
   const attempts = new Map<number, number>();
   const refused = new Map<number, number>();
-  const portOf = (m: unknown) => Number((m as { connectParams: { port: string | number } }).connectParams.port);
+  const portOf = (m: unknown) => Number((m as { port: number }).port);
   const onBefore = (m: unknown) => attempts.set(portOf(m), (attempts.get(portOf(m)) ?? 0) + 1);
   const onError = (m: unknown) => refused.set(portOf(m), (refused.get(portOf(m)) ?? 0) + 1);
-  diagnostics.subscribe('undici:client:beforeConnect', onBefore);
-  diagnostics.subscribe('undici:client:connectError', onError);
+  diagnostics.subscribe('mpgate:upstream:connect', onBefore);
+  diagnostics.subscribe('mpgate:upstream:connectError', onError);
   return {
     attempts: (p) => attempts.get(p) ?? 0,
     refused: (p) => refused.get(p) ?? 0,
     stop: () => {
-      diagnostics.unsubscribe('undici:client:beforeConnect', onBefore);
-      diagnostics.unsubscribe('undici:client:connectError', onError);
+      diagnostics.unsubscribe('mpgate:upstream:connect', onBefore);
+      diagnostics.unsubscribe('mpgate:upstream:connectError', onError);
     },
   };
 }
