@@ -46,8 +46,8 @@ const enum State {
 const CRLF2 = Buffer.from('\r\n\r\n', 'latin1');
 /** RFC 9110 §5.6.2 token. */
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-/** Control characters other than HTAB anywhere in a head, and CR or LF that are not a CRLF pair. */
-const BAD_HEAD_CHAR = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)|(?<!\r)\n/;
+/** Control characters other than HTAB, CR and LF (those two are checked to pair up as CRLF). */
+const CTL = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/;
 const DIGITS = /^\d{1,15}$/;
 /** chunk-size [BWS ; chunk-ext] — the size in hex, at most 2^52 so it stays an exact number. */
 const CHUNK_SIZE = /^([0-9A-Fa-f]{1,13})[ \t]*(?:;.*)?$/;
@@ -195,7 +195,7 @@ export class ResponseParser {
   }
 
   #parseHead(text: string): void {
-    if (BAD_HEAD_CHAR.test(text)) throw new ResponseError('control character or bare CR/LF in the head');
+    if (CTL.test(text) || !crlfOnly(text)) throw new ResponseError('control character or bare CR/LF in the head');
     const firstEnd = text.indexOf('\r\n');
     const statusLine = firstEnd === -1 ? text : text.slice(0, firstEnd);
     // HTTP-version SP status-code SP [reason-phrase] (RFC 9112 §4); "HTTP/1.x 200" without the
@@ -344,11 +344,18 @@ export class ResponseParser {
     if (line.length === 2) {
       this.#state = State.Done;
       this.events.onEnd();
-    } else if (BAD_HEAD_CHAR.test(line.slice(0, -2)) || line.indexOf(':') <= 0) {
+    } else if (CTL.test(line) || !crlfOnly(line.slice(0, -2)) || line.indexOf(':') <= 0) {
       throw new ResponseError('bad trailer line');
     }
     return end;
   }
+}
+
+/** Every CR starts a CRLF and every LF ends one (a bare CR or LF would split lines differently elsewhere). */
+function crlfOnly(text: string): boolean {
+  for (let i = text.indexOf('\r'); i !== -1; i = text.indexOf('\r', i + 2)) if (text.charCodeAt(i + 1) !== 10) return false;
+  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) if (text.charCodeAt(i - 1) !== 13) return false;
+  return true;
 }
 
 function threeDigits(s: string): number {
