@@ -156,11 +156,14 @@ export function createAdminApi(opts: AdminApiOptions): (req: IncomingMessage, re
       const body = await run(guardFor(ctx.principal), ctx.principal.name, what);
       await reload();
       audit({ ...base(), ok: true, status: okStatus });
+      // The answer leaves once its audit line is on disk: what a client was told happened is recorded.
+      await opts.audit.settled();
       sendJson(ctx.res, okStatus, body);
     } catch (err) {
       const e = asAdminError(err, opts.log);
       if (e.status >= 500 && err instanceof AdminError) opts.log.error({ err, action, site: what.site }, 'admin change failed');
       audit({ ...base(), ok: false, status: e.status, errors: { code: e.code, message: e.message, ...(e.problems ? { problems: e.problems } : {}) } });
+      await opts.audit.settled();
       if (e.code === 'MPGA_TOO_LARGE') ctx.res.setHeader('connection', 'close');
       sendError(ctx.res, e);
     }
@@ -336,6 +339,8 @@ export function createAdminApi(opts: AdminApiOptions): (req: IncomingMessage, re
       await api({ req, res, url, ip, principal });
     } catch (err) {
       const e = asAdminError(err, opts.log);
+      // A refusal that was audited (403, bad token on a change) is answered after its line is written.
+      await opts.audit.settled();
       if (e.code === 'MPGA_TOO_LARGE') res.setHeader('connection', 'close');
       sendError(res, e);
     }

@@ -48,6 +48,11 @@ export class AuditLog {
     return write;
   }
 
+  /** Settles when every line recorded so far is written (or failed); never rejects. */
+  settled(): Promise<void> {
+    return this.#queue;
+  }
+
   /** Waits for the lines already recorded. Idempotent. */
   async close(): Promise<void> {
     this.#closed = true;
