@@ -65,8 +65,9 @@ export class ConfigError extends Error {
 }
 
 /**
- * Maps anything thrown while proxying to a GatewayError. undici reports its own failures with
- * `UND_ERR_*` codes and passes socket errors through with their errno.
+ * Maps anything thrown while proxying to a GatewayError. The upstream client (proxy/h1-client.ts)
+ * reports its own failures as GatewayErrors and passes socket and TLS errors through with their
+ * errno or OpenSSL code.
  */
 export function classifyError(err: unknown): GatewayError {
   if (err instanceof GatewayError) return err;
@@ -80,20 +81,12 @@ const UPSTREAM_ERRNO: Record<string, ErrorCode> = {
   ECONNREFUSED: 'MPG_UPSTREAM_REFUSED',
   ECONNRESET: 'MPG_UPSTREAM_RESET',
   EPIPE: 'MPG_UPSTREAM_RESET',
-  UND_ERR_SOCKET: 'MPG_UPSTREAM_RESET',
-  UND_ERR_CLOSED: 'MPG_UPSTREAM_RESET',
   ENOTFOUND: 'MPG_UPSTREAM_UNREACHABLE',
   EAI_AGAIN: 'MPG_UPSTREAM_UNREACHABLE',
   EHOSTUNREACH: 'MPG_UPSTREAM_UNREACHABLE',
   ENETUNREACH: 'MPG_UPSTREAM_UNREACHABLE',
   EADDRNOTAVAIL: 'MPG_UPSTREAM_UNREACHABLE',
   ETIMEDOUT: 'MPG_UPSTREAM_CONNECT_TIMEOUT',
-  UND_ERR_CONNECT_TIMEOUT: 'MPG_UPSTREAM_CONNECT_TIMEOUT',
-  UND_ERR_HEADERS_TIMEOUT: 'MPG_UPSTREAM_TIMEOUT',
-  UND_ERR_BODY_TIMEOUT: 'MPG_UPSTREAM_TIMEOUT',
-  UND_ERR_RES_CONTENT_LENGTH_MISMATCH: 'MPG_UPSTREAM_BAD_RESPONSE',
-  UND_ERR_INFO: 'MPG_UPSTREAM_BAD_RESPONSE',
-  HPE_INVALID_CONSTANT: 'MPG_UPSTREAM_BAD_RESPONSE',
   // Certificate checks on https upstreams (always on; relay.ca adds a private CA).
   UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'MPG_UPSTREAM_TLS',
   UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'MPG_UPSTREAM_TLS',
@@ -103,12 +96,6 @@ const UPSTREAM_ERRNO: Record<string, ErrorCode> = {
   CERT_NOT_YET_VALID: 'MPG_UPSTREAM_TLS',
   ERR_TLS_CERT_ALTNAME_INVALID: 'MPG_UPSTREAM_TLS',
   EPROTO: 'MPG_UPSTREAM_TLS',
-  // undici refuses to send what it considers an invalid request (a field value node:http let
-  // through): the client's request cannot be forwarded, not the upstream's fault.
-  UND_ERR_INVALID_ARG: 'MPG_BAD_REQUEST',
-  UND_ERR_NOT_SUPPORTED: 'MPG_BAD_REQUEST',
-  UND_ERR_ABORTED: 'MPG_CLIENT_GONE',
-  UND_ERR_REQ_CONTENT_LENGTH_MISMATCH: 'MPG_CLIENT_GONE',
 };
 
 /** True when the request never reached the upstream, so another upstream may be tried. */

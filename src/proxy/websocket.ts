@@ -58,7 +58,7 @@ export function proxyWebSocket(
     ? tls.connect({ host: hostname, port, servername: net.isIP(hostname) ? undefined : hostname, ALPNProtocols: ['http/1.1'] })
     : net.connect({ host: hostname, port });
   socket.setNoDelay(true);
-  const connectTimer = setTimeout(() => socket.destroy(Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' })), hooks.connectTimeout);
+  const connectTimer = setTimeout(() => socket.destroy(new GatewayError('MPG_UPSTREAM_CONNECT_TIMEOUT')), hooks.connectTimeout);
   let connected = false;
 
   const onEarlyClientClose = () => socket.destroy();
