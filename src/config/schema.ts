@@ -82,7 +82,7 @@ const proxyFields = {
     .default(true)
     .describe('Send the client\'s Host header upstream (nginx: proxy_set_header Host $host). If false, the upstream\'s own host:port is sent.'),
   setHeaders: z
-    .record(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'not a valid header name'), z.string().regex(/^[^\r\n\0]*$/, 'header values cannot contain CR, LF or NUL'))
+    .record(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'not a valid header name'), z.string().regex(/^[\t\x20-\x7e\x80-\xff]*$/, 'header values may hold tab, visible ASCII and latin1 only (no CR, LF, NUL or other control characters)'))
     .default({})
     .describe('Extra request headers sent upstream (nginx: proxy_set_header NAME VALUE).'),
 };

@@ -79,8 +79,12 @@ const enum Phase {
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 /** Methods whose empty body is still announced (undici and browsers send Content-Length: 0). */
 const EXPECTS_BODY = new Set(['POST', 'PUT', 'PATCH']);
-/** A field or target containing these would end the line early: request splitting. */
-const UNSAFE = /[\r\n\0]/;
+/**
+ * What a field value or target may hold (RFC 9110 §5.5: HTAB, visible ASCII, obs-text). Anything
+ * else could end a line early: CR/LF/NUL directly, and characters above U+00FF because the head is
+ * written as latin1, which keeps only their low byte (U+010D would go out as CR).
+ */
+const UNSAFE_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 const UNSAFE_TARGET = /[^\x21-\xff]/;
 
 export class H1Pool {
@@ -350,7 +354,7 @@ class Connection implements ResponseEvents {
     const { method, path, headers, body } = ex.req;
     this.#parser.expect(method === 'HEAD');
 
-    if (UNSAFE_TARGET.test(path) || !isToken(method)) {
+    if (path.length === 0 || UNSAFE_TARGET.test(path) || !isToken(method)) {
       this.#refuse(ex, 'request target or method cannot be sent upstream');
       return;
     }
@@ -360,7 +364,7 @@ class Connection implements ResponseEvents {
     for (let i = 0; i < headers.length; i += 2) {
       const name = headers[i]!;
       const value = headers[i + 1]!;
-      if (UNSAFE.test(value) || !isToken(name)) {
+      if (UNSAFE_VALUE.test(value) || !isToken(name)) {
         this.#refuse(ex, `header ${JSON.stringify(name)} cannot be sent upstream`);
         return;
       }
@@ -378,8 +382,10 @@ class Connection implements ResponseEvents {
       if (!hasLength) head += `content-length: ${body.length}\r\n`;
       socket.cork();
       socket.write(`${head}\r\n`, 'latin1');
-      socket.write(body);
+      const ok = socket.write(body);
       socket.uncork();
+      // A large body still going out: the upstream's time to answer counts from its last byte.
+      if (!ok) socket.once('drain', () => this.wrote());
     } else {
       if (!hasLength) head += 'transfer-encoding: chunked\r\n';
       // The head leaves with the first body bytes: a client whose body turns out malformed (bad
@@ -545,7 +551,13 @@ class Connection implements ResponseEvents {
     this.#dead = true;
     const ex = this.#ex;
     this.#ex = undefined;
+    // The request is settled (or sent again) before the pool hears of the close: a graceful
+    // close() waiting for the pool to empty must not see it empty while a retry is on its way.
+    this.#settle(ex);
     this.#pool.removed(this);
+  }
+
+  #settle(ex: Exchange | undefined): void {
     if (ex === undefined || ex.done) return;
     if (this.#phase === Phase.Connecting) {
       const err = this.#error ?? new GatewayError('MPG_UPSTREAM_REFUSED', 'connection closed while connecting');
@@ -607,7 +619,9 @@ class BodyWriter {
     body.on('error', this.#onError);
   }
 
-  #onData = (chunk: Buffer): void => {
+  #onData = (data: Buffer | string): void => {
+    // A stream in string mode: chunk sizes count bytes, so encode before framing.
+    const chunk = typeof data === 'string' ? Buffer.from(data) : data;
     if (chunk.length === 0) return;
     this.#pending.push(chunk);
     this.#schedule();
