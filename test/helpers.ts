@@ -154,16 +154,30 @@ export async function waitFor<T>(check: () => T | Promise<T>, timeoutMs = 5000, 
 
 /** A port on 127.0.0.1 where nothing listens (bound, then closed). */
 export async function closedPort(): Promise<number> {
-  const s = net.createServer().listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
+  // Below the kernel's ephemeral range (ip_local_port_range, 32768-60999 by default): a port from
+  // listen(0) is free now, but any outgoing connection of a test running alongside may take it as
+  // its source port before the gateway binds it. Ports under that range are only ever handed out
+  // on request, so the one picked here stays free.
+  for (let attempt = 0; ; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    const s = net.createServer();
+    const ok = await new Promise<boolean>((resolve) => {
+      s.once('error', () => resolve(false));
+      s.listen(port, '127.0.0.1', () => resolve(true));
+    });
+    if (ok) {
+      await new Promise((r) => s.close(r));
+      return port;
+    }
+    if (attempt > 50) throw new Error('closedPort: no free port found between 20000 and 32000');
+  }
 }
 
 /** Port of the first listener, from the CLI's "mpgate started" log line (stderr, JSON). */
 export function startedPort(child: ReturnType<typeof spawnCli>): Promise<number> {
   return waitFor(() => {
+    // A gateway that exited (port taken, bad config) fails the wait at once, with its reason.
+    if (child.exitCode !== null) throw new Error(`mpgate exited with ${child.exitCode} before it started:\n${child.err()}`);
     for (const line of child.err().split('\n')) {
       if (line.includes('"mpgate started"')) return Number((JSON.parse(line) as { listen: string[] }).listen[0]!.split(':').pop());
     }
