@@ -44,8 +44,21 @@ const enum State {
 }
 
 const CRLF2 = Buffer.from('\r\n\r\n', 'latin1');
-/** RFC 9110 §5.6.2 token. */
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** Character classes of a head (latin1): RFC 9110 §5.6.2 tchar, SP/HTAB, CR, LF, other allowed, forbidden. */
+const C_BAD = 0;
+const C_TOKEN = 1;
+const C_TEXT = 2;
+const C_SP = 3;
+const C_CR = 4;
+const C_LF = 5;
+const CHAR_CLASS = new Uint8Array(256);
+for (let c = 0x20; c < 0x7f; c++) CHAR_CLASS[c] = C_TEXT;
+for (let c = 0x80; c <= 0xff; c++) CHAR_CLASS[c] = C_TEXT;
+for (const ch of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") CHAR_CLASS[ch.charCodeAt(0)] = C_TOKEN;
+CHAR_CLASS[0x20] = C_SP;
+CHAR_CLASS[0x09] = C_SP;
+CHAR_CLASS[0x0d] = C_CR;
+CHAR_CLASS[0x0a] = C_LF;
 /** Control characters other than HTAB, CR and LF (those two are checked to pair up as CRLF). */
 const CTL = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/;
 const DIGITS = /^\d{1,15}$/;
@@ -67,6 +80,8 @@ export class ResponseParser {
   /** The connection may carry another request after this response. */
   #reusable = true;
   #keepAliveHint = -1;
+  /** Field boundaries found by #scan, reused from response to response. */
+  readonly #marks: number[] = [];
 
   constructor(readonly events: ResponseEvents, readonly maxHeadSize: number) {}
 
@@ -172,32 +187,98 @@ export class ResponseParser {
   }
 
   #head(data: Buffer, at: number): number {
-    let buf = data;
-    let start = at;
-    let searchFrom = at;
     const pending = this.#pending;
-    if (pending !== undefined) {
-      buf = Buffer.concat([pending, data.subarray(at)]);
-      start = 0;
-      searchFrom = Math.max(0, pending.length - 3);
+    if (pending === undefined) {
+      // The usual case: the whole head in this read. One pass over the bytes finds its end and
+      // checks every line; an incomplete head is kept and scanned again once its end has come.
+      const end = this.#scan(data, at);
+      if (end === -1) {
+        if (data.length - at > this.maxHeadSize) throw new ResponseError('response head too large');
+        this.#pending = Buffer.from(data.subarray(at));
+        return data.length;
+      }
+      this.#parseHead(data.toString('latin1', at, end - 4), at);
+      return end;
     }
-    const end = buf.indexOf(CRLF2, searchFrom);
-    if (end === -1) {
-      if (buf.length - start > this.maxHeadSize) throw new ResponseError('response head too large');
-      this.#pending = pending !== undefined ? buf : Buffer.from(data.subarray(at));
+    // A head in pieces: look for its end from where the last piece stopped (never rescanning
+    // everything per byte), then check it whole.
+    const buf = Buffer.concat([pending, data.subarray(at)]);
+    const crlf2 = buf.indexOf(CRLF2, Math.max(0, pending.length - 3));
+    if (crlf2 === -1) {
+      // A bare LF can never be part of a valid head: refuse it now rather than wait for a CRLFCRLF.
+      for (let j = pending.length; j < buf.length; j++) if (buf[j] === 10 && buf[j - 1] !== 13) throw new ResponseError('bare LF in the head');
+      if (buf.length > this.maxHeadSize) throw new ResponseError('response head too large');
+      this.#pending = buf;
       return data.length;
     }
-    if (end + 4 - start > this.maxHeadSize) throw new ResponseError('response head too large');
     this.#pending = undefined;
-    const consumed = end + 4 - (pending !== undefined ? pending.length : at);
-    this.#parseHead(buf.toString('latin1', start, end));
-    return at + consumed;
+    const end = this.#scan(buf, 0);
+    if (end !== crlf2 + 4) throw new ResponseError('malformed head');
+    this.#parseHead(buf.toString('latin1', 0, crlf2), 0);
+    return at + end - pending.length;
   }
 
-  #parseHead(text: string): void {
-    if (CTL.test(text) || !crlfOnly(text)) throw new ResponseError('control character or bare CR/LF in the head');
-    const firstEnd = text.indexOf('\r\n');
-    const statusLine = firstEnd === -1 ? text : text.slice(0, firstEnd);
+  /**
+   * Scans a head from `start`: returns the offset just past its final CRLFCRLF, or -1 when the
+   * bytes end first. Throws on anything RFC 9112 does not allow: controls (HTAB aside), a CR not
+   * followed by LF or a bare LF, a field name that is not a token directly followed by ':'
+   * (whitespace before the colon, obs-fold). Field boundaries go to #marks as
+   * [nameStart, nameEnd, valueStart, valueEnd] (values without surrounding whitespace).
+   */
+  #scan(buf: Buffer, start: number): number {
+    const n = buf.length;
+    const limit = Math.min(n, start + this.maxHeadSize);
+    const marks = this.#marks;
+    marks.length = 0;
+    let i = start;
+    for (; i < limit; i++) {
+      const cls = CHAR_CLASS[buf[i]!]!;
+      if (cls === C_CR) break;
+      if (cls === C_BAD || cls === C_LF) throw new ResponseError('control character or bare LF in the status line');
+    }
+    if (i === start && i < limit) throw new ResponseError('empty status line');
+    for (;;) {
+      // i is at the CR ending a line.
+      if (i + 1 >= limit) return this.#incomplete(n, limit);
+      if (buf[i + 1] !== 10) throw new ResponseError('bare CR in the head');
+      i += 2;
+      if (i >= limit) return this.#incomplete(n, limit);
+      let b = buf[i]!;
+      if (b === 13) {
+        if (i + 1 >= limit) return this.#incomplete(n, limit);
+        if (buf[i + 1] !== 10) throw new ResponseError('bare CR in the head');
+        return i + 2;
+      }
+      const ns = i;
+      if (CHAR_CLASS[b] !== C_TOKEN) throw new ResponseError(b === 32 || b === 9 ? 'obs-fold line in the head' : b === 10 ? 'bare LF in the head' : 'bad header name');
+      do i++;
+      while (i < limit && CHAR_CLASS[buf[i]!] === C_TOKEN);
+      if (i >= limit) return this.#incomplete(n, limit);
+      b = buf[i]!;
+      if (b !== 58 /* : */) throw new ResponseError(b === 13 || b === 10 ? 'header line without a colon' : 'bad header name (or no colon)');
+      const ne = i++;
+      while (i < limit && ((b = buf[i]!) === 32 || b === 9)) i++;
+      const vs = i;
+      let ve = i;
+      for (; i < limit; i++) {
+        const cls = CHAR_CLASS[buf[i]!]!;
+        if (cls === C_CR) break;
+        if (cls === C_BAD || cls === C_LF) throw new ResponseError('control character or bare LF in a header value');
+        if (cls !== C_SP) ve = i + 1;
+      }
+      marks.push(ns, ne, vs, ve);
+    }
+  }
+
+  #incomplete(n: number, limit: number): number {
+    if (limit < n) throw new ResponseError('response head too large');
+    return -1;
+  }
+
+  /** `text` is the head without its final CRLFCRLF, starting at offset `base` of the scanned bytes. */
+  #parseHead(text: string, base: number): void {
+    const sl = text.indexOf('\r\n');
+    const statusLine = sl === -1 ? text : text.slice(0, sl);
     // HTTP-version SP status-code SP [reason-phrase] (RFC 9112 §4); "HTTP/1.x 200" without the
     // second space is accepted, as browsers do.
     if (statusLine.length < 12 || !statusLine.startsWith('HTTP/1.') || statusLine.charCodeAt(8) !== 32) throw new ResponseError('bad status line');
@@ -207,28 +288,17 @@ export class ResponseParser {
     if (status < 100 || (statusLine.length > 12 && statusLine.charCodeAt(12) !== 32)) throw new ResponseError('bad status code');
     const reason = statusLine.length > 13 ? statusLine.slice(13) : '';
 
-    const headers: string[] = [];
+    const marks = this.#marks;
+    const headers: string[] = new Array(marks.length / 2);
     let contentLength = -1;
     let transferEncoding: string | undefined;
     let close = minor === 0;
     let keepAliveHint = -1;
-    let pos = firstEnd === -1 ? text.length : firstEnd + 2;
-    while (pos < text.length) {
-      let eol = text.indexOf('\r\n', pos);
-      if (eol === -1) eol = text.length;
-      const c0 = text.charCodeAt(pos);
-      if (c0 === 32 || c0 === 9) throw new ResponseError('obs-fold line in the head');
-      const colon = text.indexOf(':', pos);
-      if (colon === -1 || colon >= eol) throw new ResponseError('header line without a colon');
-      const name = text.slice(pos, colon);
-      if (!TOKEN.test(name)) throw new ResponseError(`bad header name ${JSON.stringify(name)}`);
-      let vs = colon + 1;
-      let ve = eol;
-      while (vs < ve && (text.charCodeAt(vs) === 32 || text.charCodeAt(vs) === 9)) vs++;
-      while (ve > vs && (text.charCodeAt(ve - 1) === 32 || text.charCodeAt(ve - 1) === 9)) ve--;
-      const value = text.slice(vs, ve);
-      pos = eol + 2;
-      headers.push(name, value);
+    for (let f = 0; f < marks.length; f += 4) {
+      const name = text.slice(marks[f]! - base, marks[f + 1]! - base);
+      const value = text.slice(marks[f + 2]! - base, marks[f + 3]! - base);
+      headers[f >> 1] = name;
+      headers[(f >> 1) + 1] = value;
       // Only names of these lengths matter for framing; the rest are passed on untouched.
       const n = name.length;
       if (n !== 14 && n !== 17 && n !== 10) continue;
