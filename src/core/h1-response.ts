@@ -69,8 +69,12 @@ const MAX_CHUNK_LINE = 4096;
 export class ResponseParser {
   #state = State.Idle;
   #noBody = false;
-  /** Buffered head bytes when a head arrives in pieces. */
+  /**
+   * Head bytes so far when a head arrives in pieces, in a buffer that doubles as it fills (a head
+   * sent a byte at a time costs linear, not quadratic, copying).
+   */
   #pending: Buffer | undefined;
+  #pendingLen = 0;
   /** Partial chunk-size or trailer line (latin1). */
   #line = '';
   #remaining = 0;
@@ -90,6 +94,7 @@ export class ResponseParser {
     this.#state = State.Head;
     this.#noBody = head;
     this.#pending = undefined;
+    this.#pendingLen = 0;
     this.#line = '';
     this.#remaining = 0;
     this.#trailerBytes = 0;
@@ -187,14 +192,13 @@ export class ResponseParser {
   }
 
   #head(data: Buffer, at: number): number {
-    const pending = this.#pending;
-    if (pending === undefined) {
+    if (this.#pending === undefined) {
       // The usual case: the whole head in this read. One pass over the bytes finds its end and
       // checks every line; an incomplete head is kept and scanned again once its end has come.
       const end = this.#scan(data, at);
       if (end === -1) {
         if (data.length - at > this.maxHeadSize) throw new ResponseError('response head too large');
-        this.#pending = Buffer.from(data.subarray(at));
+        this.#keep(data, at);
         return data.length;
       }
       this.#parseHead(data.toString('latin1', at, end - 4), at);
@@ -202,20 +206,36 @@ export class ResponseParser {
     }
     // A head in pieces: look for its end from where the last piece stopped (never rescanning
     // everything per byte), then check it whole.
-    const buf = Buffer.concat([pending, data.subarray(at)]);
-    const crlf2 = buf.indexOf(CRLF2, Math.max(0, pending.length - 3));
+    const before = this.#pendingLen;
+    this.#keep(data, at);
+    const buf = this.#pending.subarray(0, this.#pendingLen);
+    const crlf2 = buf.indexOf(CRLF2, Math.max(0, before - 3));
     if (crlf2 === -1) {
       // A bare LF can never be part of a valid head: refuse it now rather than wait for a CRLFCRLF.
-      for (let j = pending.length; j < buf.length; j++) if (buf[j] === 10 && buf[j - 1] !== 13) throw new ResponseError('bare LF in the head');
+      for (let j = Math.max(1, before); j < buf.length; j++) if (buf[j] === 10 && buf[j - 1] !== 13) throw new ResponseError('bare LF in the head');
       if (buf.length > this.maxHeadSize) throw new ResponseError('response head too large');
-      this.#pending = buf;
       return data.length;
     }
-    this.#pending = undefined;
     const end = this.#scan(buf, 0);
     if (end !== crlf2 + 4) throw new ResponseError('malformed head');
     this.#parseHead(buf.toString('latin1', 0, crlf2), 0);
-    return at + end - pending.length;
+    this.#pending = undefined;
+    this.#pendingLen = 0;
+    return at + end - before;
+  }
+
+  /** Appends data[at..] to the pending head bytes. */
+  #keep(data: Buffer, at: number): void {
+    const add = data.length - at;
+    let buf = this.#pending;
+    if (buf === undefined || this.#pendingLen + add > buf.length) {
+      const grown = Buffer.allocUnsafe(Math.max(1024, 2 * (this.#pendingLen + add)));
+      if (buf !== undefined) buf.copy(grown, 0, 0, this.#pendingLen);
+      buf = grown;
+      this.#pending = buf;
+    }
+    data.copy(buf, this.#pendingLen, at);
+    this.#pendingLen += add;
   }
 
   /**
