@@ -101,6 +101,8 @@ export class H1Pool {
   readonly #tick: number;
   /** https: built once per pool (parsing the CA list per connection would cost milliseconds). */
   readonly #tls: tls.SecureContext | undefined;
+  /** The last TLS session ticket the upstream gave: new connections resume it (no full handshake). */
+  #session: Buffer | undefined;
   #closed = false;
   #drained: (() => void) | undefined;
 
@@ -177,8 +179,10 @@ export class H1Pool {
           secureContext: this.#tls,
           rejectUnauthorized: true,
           ALPNProtocols: ['http/1.1'],
+          session: this.#session,
         })
       : net.connect({ host: this.#host, port: this.#port });
+    if (this.#secure) socket.on('session', (session: Buffer) => (this.#session = session));
     const conn = new Connection(this, socket, this.#secure, ex);
     this.#all.add(conn);
     this.#timer ??= setInterval(() => this.#sweep(), this.#tick).unref();

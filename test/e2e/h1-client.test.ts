@@ -1092,6 +1092,17 @@ describe('H1Pool: https upstream', () => {
     }
     assert.equal(good.conns.length, 2);
 
+    // A new connection resumes the TLS session of an earlier one (no full handshake per connection).
+    const resumed: boolean[] = [];
+    const server = servers[0]!;
+    const onSecure = (s: import('node:tls').TLSSocket) => s.once('data', () => resumed.push(s.isSessionReused()));
+    server.on('secureConnection', onSecure);
+    const pool = newPool(t, `https://localhost:${good.port}`, { ca: ca.certPem, connections: 2 });
+    await ok(call(pool, { path: '/first' }));
+    await Promise.all([ok(call(pool, { path: '/x' })), ok(call(pool, { path: '/y' }))]);
+    server.off('secureConnection', onSecure);
+    assert.deepEqual(resumed, [false, true], 'the second connection resumed the first one\'s session');
+
     const untrusted = await call(newPool(t, `https://127.0.0.1:${good.port}`), { path: '/c' }).done;
     assert.equal(untrusted.code, 'MPG_UPSTREAM_TLS', `${untrusted.error?.message}`);
 
