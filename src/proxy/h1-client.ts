@@ -4,8 +4,8 @@
  * Why not undici here: undici is a general client (its own request objects, a queue per client,
  * a WebAssembly parser called back per header field, a timer wheel); a proxy needs none of that.
  * A request here is one head string written to a socket, and the response is parsed once into the
- * flat list node:http writes back out (core/h1-response.ts). On this machine that alone took the
- * small-GET rate from 0.78× to over 1.3× of the undici-based Node proxy (BENCHMARKS.md).
+ * flat list node:http writes back out (core/h1-response.ts). Measured here, that took mpgate's CPU
+ * per small GET from 1.16× to about 0.92× of the undici-based Node anchor (paired runs, BENCHMARKS.md).
  *
  * What a proxy needs from its client, and this gives:
  *   - no pipelining: a connection carries one request at a time, so a slow response never holds
