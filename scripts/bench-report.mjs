@@ -13,6 +13,8 @@ const rate = (cand, kase) => rows.find((r) => r.candidate === cand && r.case ===
 const value = (r) => r?.rps;
 // Issue 2's targets: small ≥ 0.40× nginx, 64k ≥ 0.45×, post1m ≥ 0.60×, and ahead of every Node anchor.
 const TARGET = { small: 0.40, '64k': 0.45, post1m: 0.60 };
+/** Hypervisor steal (% of a CPU) above which a row's ratio is not taken as evidence. */
+const STEAL_LIMIT = 5;
 const lines = [];
 for (const cand of ['mpgate', 'mpgate-logged']) {
   for (const kase of ['small', '64k', 'post1m']) {
@@ -25,7 +27,11 @@ for (const cand of ['mpgate', 'mpgate-logged']) {
     const [bestName, bestValue] = nodes[0] ?? ['-', NaN];
     const ratio = mine / nginx;
     const ok = ratio >= TARGET[kase] && mine > bestValue && (row.errors_total ?? 0) === 0;
-    lines.push(`| ${cand} | ${kase} | ${ratio.toFixed(2)}× (target ${TARGET[kase].toFixed(2)}×) | ${bestName} ${(bestValue / nginx).toFixed(2)}× | ${(mine / bestValue).toFixed(2)}× | ${row.errors_total ?? 0} | ${ok ? 'met' : 'not met'} |`);
+    // CPU the hypervisor took from a row skews every ratio with it (seen here: nginx at 35k instead
+    // of 76k with 20 % steal), so such a row is reported but not judged.
+    const stolen = [['nginx', rate('nginx', kase)], [cand, row]].filter(([, r]) => (r?.cpu_pct?.steal ?? 0) > STEAL_LIMIT).map(([n, r]) => `${n} ${r.cpu_pct.steal}%`);
+    const verdict = stolen.length > 0 ? `not judged (steal: ${stolen.join(', ')})` : ok ? 'met' : 'not met';
+    lines.push(`| ${cand} | ${kase} | ${ratio.toFixed(2)}× (target ${TARGET[kase].toFixed(2)}×) | ${bestName} ${(bestValue / nginx).toFixed(2)}× | ${(mine / bestValue).toFixed(2)}× | ${row.errors_total ?? 0} | ${verdict} |`);
   }
 }
 
