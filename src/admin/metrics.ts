@@ -7,6 +7,9 @@
  *                                                             unreachable, timeouts, bad response, TLS)
  *   mpgate_open_connections                         gauge     client connections (WebSockets included)
  *   mpgate_open_websockets                          gauge     WebSocket tunnels
+ *   mpgate_upstream_connections{origin,state}       gauge     pooled upstream connections, busy or idle
+ *   mpgate_upstream_queued{origin}                  gauge     requests waiting for a connection
+ *                                                             (upstream.connections reached)
  *   process_* / nodejs_*                                       prom-client's default metrics
  *
  * The metrics live in a Registry of their own, not prom-client's global one: two gateways in one
@@ -90,9 +93,17 @@ class SiteDurations extends Histogram<'site'> {
   }
 }
 
+/** One upstream origin's connection pool at scrape time. */
+export interface UpstreamPoolStats {
+  origin: string;
+  open: number;
+  idle: number;
+  queued: number;
+}
+
 export interface MetricsOptions {
   /** Read at every scrape. */
-  gauges: () => { connections: number; websockets: number };
+  gauges: () => { connections: number; websockets: number; upstreams?: readonly UpstreamPoolStats[] };
   /** Also collect process_* and nodejs_* metrics (default true). */
   defaultMetrics?: boolean;
 }
@@ -151,6 +162,29 @@ export class Metrics {
       registers,
       collect() {
         this.set(gauges().websockets);
+      },
+    });
+    new Gauge({
+      name: 'mpgate_upstream_connections',
+      help: 'Pooled connections to each upstream origin, busy (a request on it) or idle (kept alive for the next).',
+      labelNames: ['origin', 'state'] as const,
+      registers,
+      collect() {
+        this.reset();
+        for (const u of gauges().upstreams ?? []) {
+          this.set({ origin: u.origin, state: 'busy' }, u.open - u.idle);
+          this.set({ origin: u.origin, state: 'idle' }, u.idle);
+        }
+      },
+    });
+    new Gauge({
+      name: 'mpgate_upstream_queued',
+      help: 'Requests waiting for a connection to an upstream origin (its upstream.connections are all busy).',
+      labelNames: ['origin'] as const,
+      registers,
+      collect() {
+        this.reset();
+        for (const u of gauges().upstreams ?? []) this.set({ origin: u.origin }, u.queued);
       },
     });
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });

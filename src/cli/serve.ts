@@ -192,7 +192,7 @@ export async function runServe(argv: string[]): Promise<number> {
 
 async function adminObservers(gateway: () => Gateway): Promise<{ stats: SiteStats; metrics: Metrics }> {
   const [{ SiteStats }, { Metrics }] = await Promise.all([import('../admin/stats.js'), import('../admin/metrics.js')]);
-  return { stats: new SiteStats(), metrics: new Metrics({ gauges: () => ({ connections: gateway().connections, websockets: gateway().tunnels }) }) };
+  return { stats: new SiteStats(), metrics: new Metrics({ gauges: () => ({ connections: gateway().connections, websockets: gateway().tunnels, upstreams: gateway().upstreamPools() }) }) };
 }
 
 function observeAccess(log: ((e: AccessEntry) => void) | undefined, stats: SiteStats, metrics: Metrics): (e: AccessEntry) => void {

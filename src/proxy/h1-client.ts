@@ -91,6 +91,8 @@ export class H1Pool {
   readonly #host: string;
   readonly #port: number;
   readonly #authority: string;
+  /** scheme://host:port, as upstream health and metrics name it. */
+  readonly origin: string;
   readonly #secure: boolean;
   readonly #opts: PoolOptions;
   readonly #all = new Set<Connection>();
@@ -112,6 +114,7 @@ export class H1Pool {
     this.#host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
     this.#port = Number(url.port) || (this.#secure ? 443 : 80);
     this.#authority = url.host;
+    this.origin = url.origin;
     this.#opts = opts;
     // `ca` adds to the system CAs rather than replacing them (node's own default would replace).
     this.#tls = this.#secure ? tls.createSecureContext(opts.ca !== undefined ? { ca: [...tls.rootCertificates, opts.ca] } : {}) : undefined;

@@ -36,6 +36,20 @@ export class UpstreamPools {
     return pool;
   }
 
+  /** Connections and waiting requests per origin (pools of one origin with different options summed). */
+  stats(): { origin: string; open: number; idle: number; queued: number }[] {
+    const byOrigin = new Map<string, { origin: string; open: number; idle: number; queued: number }>();
+    for (const pool of this.#pools.values()) {
+      const s = pool.stats();
+      const t = byOrigin.get(pool.origin) ?? { origin: pool.origin, open: 0, idle: 0, queued: 0 };
+      t.open += s.open;
+      t.idle += s.idle;
+      t.queued += s.queued;
+      byOrigin.set(pool.origin, t);
+    }
+    return [...byOrigin.values()];
+  }
+
   /** Live health for an origin; shared by all pools and routes that use it. */
   health(origin: string): UpstreamHealth {
     let h = this.#health.get(origin);

@@ -187,6 +187,11 @@ export class Gateway {
     return this.#connections;
   }
 
+  /** Upstream connection pools per origin: open, idle, and requests waiting (for /metrics). */
+  upstreamPools(): { origin: string; open: number; idle: number; queued: number }[] {
+    return this.#pools.stats();
+  }
+
   /** Every upstream of every site with its passive health, for `site list` and the dashboard. */
   upstreamStatus(now = Date.now()): { site: string; route: string; origin: string; up: boolean; fails: number }[] {
     const out: { site: string; route: string; origin: string; up: boolean; fails: number }[] = [];

@@ -263,10 +263,17 @@ describe('admin API: an administrator and two users (alice, bob)', () => {
   });
 
   it('serves /metrics without a token on loopback and the dashboard page with its CSP', async () => {
+    // A request just now: its kept-alive upstream connection is idle in the pool at the scrape.
+    assert.equal((await viaGateway('x.test')).status, 200);
     const m = await request(`${admin}/metrics`);
     assert.equal(m.statusCode, 200);
     assert.match(String(m.headers['content-type']), /text\/plain/);
-    assert.match(await m.body.text(), /mpgate_requests_total\{site="alice-app"/);
+    const text = await m.body.text();
+    assert.match(text, /mpgate_requests_total\{site="alice-app"/);
+    // alice's backend is listed with the connection that request left idle.
+    const origin = new URL(aliceBackend.url).origin;
+    assert.match(text, new RegExp(`mpgate_upstream_connections\\{origin="${origin.replace(/[.]/g, '\\.')}",state="idle"\\} [1-9]`));
+    assert.match(text, new RegExp(`mpgate_upstream_queued\\{origin="${origin.replace(/[.]/g, '\\.')}"\\} 0`));
     const page = await request(`${admin}/`);
     assert.equal(page.statusCode, 200);
     assert.match(String(page.headers['content-security-policy']), /default-src 'none'/);

@@ -40,7 +40,7 @@ function value(samples: Sample[], name: string, labels: Record<string, string> =
 
 describe('Metrics', () => {
   it('counts requests per site and status class, upstream errors per code, durations in a histogram', async () => {
-    const gauges = { connections: 7, websockets: 2 };
+    const gauges = { connections: 7, websockets: 2, upstreams: [{ origin: 'http://127.0.0.1:8000', open: 5, idle: 2, queued: 4 }] };
     const m = new Metrics({ gauges: () => gauges });
     for (let i = 0; i < 5; i++) m.observe(entry({ ms: 3 }));
     m.observe(entry({ status: 304, ms: 40 }));
@@ -91,11 +91,16 @@ describe('Metrics', () => {
 
     assert.equal(value(samples, 'mpgate_open_connections'), 7);
     assert.equal(value(samples, 'mpgate_open_websockets'), 2);
+    assert.equal(value(samples, 'mpgate_upstream_connections', { origin: 'http://127.0.0.1:8000', state: 'busy' }), 3);
+    assert.equal(value(samples, 'mpgate_upstream_connections', { origin: 'http://127.0.0.1:8000', state: 'idle' }), 2);
+    assert.equal(value(samples, 'mpgate_upstream_queued', { origin: 'http://127.0.0.1:8000' }), 4);
     gauges.connections = 3;
     gauges.websockets = 0;
+    gauges.upstreams = [];
     const again = parse((await m.render()).body).samples;
     assert.equal(value(again, 'mpgate_open_connections'), 3, 'gauges are read at each scrape');
     assert.equal(value(again, 'mpgate_open_websockets'), 0);
+    assert.equal(value(again, 'mpgate_upstream_queued', { origin: 'http://127.0.0.1:8000' }), undefined, 'an origin without a pool any more is gone');
     assert.equal(value(again, 'mpgate_requests_total', { site: 'a', status_class: '2xx' }), 5);
   });
 
