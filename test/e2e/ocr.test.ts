@@ -182,16 +182,22 @@ describe('/wxocr: the seed\'s OCR service (offline engine, WeChat\'s answer form
 
   it('the gateway\'s event loop stays responsive while OCR runs (inference is in workers)', async () => {
     const page = await readFile(join(FIXTURES, 'page-1280x960.png'));
-    const h = monitorEventLoopDelay({ resolution: 5 });
-    h.enable();
-    const answers = await Promise.all([upload(gw, page), upload(gw, page), upload(gw, zh)]);
-    h.disable();
-    for (const a of answers) assert.equal(a.json.errcode, 0);
-    const maxMs = h.max / 1e6;
+    const longestStall = async (): Promise<number> => {
+      const h = monitorEventLoopDelay({ resolution: 5 });
+      h.enable();
+      const answers = await Promise.all([upload(gw, page), upload(gw, page), upload(gw, zh)]);
+      h.disable();
+      for (const a of answers) assert.equal(a.json.errcode, 0);
+      return h.max / 1e6;
+    };
     // Decoding the upload and JSON are the only main-thread work. Inference on this thread would
-    // stall it 240-360 ms per image (ocr.md); the bound leaves room for a loaded machine, where
-    // other processes alone were seen to cause ~100 ms (the bench measures the real figure).
-    assert.ok(maxMs < 200, `longest event-loop stall ${maxMs.toFixed(1)} ms`);
+    // stall it 240-360 ms per image (ocr.md), in every batch; the bound leaves room for a loaded
+    // machine, where other processes alone were seen to cause ~100 ms (the bench measures the real
+    // figure). A VM can also freeze a whole process for a second (hypervisor steal, seen in CI), so
+    // one more batch is measured when the first exceeds the bound: main-thread inference fails both.
+    const stalls = [await longestStall()];
+    if (stalls[0]! >= 200) stalls.push(await longestStall());
+    assert.ok(Math.min(...stalls) < 200, `longest event-loop stall per batch: ${stalls.map((ms) => `${ms.toFixed(1)} ms`).join(', ')}`);
   });
 
   it('logs each OCR request with its outcome', () => {
