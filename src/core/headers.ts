@@ -144,10 +144,13 @@ export interface ResponseMeta {
  * Filters an upstream response's raw headers for the client:
  * hop-by-hop fields and those named in Connection are dropped; the framing is redone by node:http.
  * `meta` receives the Content-Length, so a body that arrives whole can be sent in one write.
+ * With Transfer-Encoding present the body was framed by it, not by Content-Length (RFC 9112 §6.3:
+ * a proxy must remove the Content-Length before forwarding such a message), so that goes too.
  */
 export function downstreamHeaders(raw: readonly string[], meta?: ResponseMeta): string[] {
   const out: string[] = [];
   let connectionTokens: string[] | undefined;
+  let transferEncoding = false;
   if (meta) meta.contentLength = -1;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
@@ -164,10 +167,16 @@ export function downstreamHeaders(raw: readonly string[], meta?: ResponseMeta): 
           const token = t.trim().toLowerCase();
           if (token && token !== 'close' && token !== 'keep-alive') (connectionTokens ??= []).push(token);
         }
+      } else if (lower === 'transfer-encoding') {
+        transferEncoding = true;
       }
       continue;
     }
     out.push(name, raw[i + 1]!);
+  }
+  if (transferEncoding) {
+    (connectionTokens ??= []).push('content-length');
+    if (meta) meta.contentLength = -1;
   }
   if (connectionTokens) removeNamed(out, connectionTokens);
   return out;

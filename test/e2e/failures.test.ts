@@ -162,6 +162,24 @@ describe('upstream failures', () => {
   }
 });
 
+describe('upstream response framing', () => {
+  it('relays a response framed by both Transfer-Encoding and Content-Length whole, without the Content-Length', async () => {
+    // Transfer-Encoding wins (RFC 9112 §6.3): the body is "helloworld", not the 5 bytes announced.
+    const up = await rawBackend((s) => s.write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n5\r\nworld\r\n0\r\n\r\n'));
+    const gw = await startGateway({ sites: [{ name: 'a', hosts: ['a.test'], upstream: up.url }] });
+    try {
+      const r = await curl(['-H', 'Host: a.test', `${gw.url}/`]);
+      assert.equal(r.status, 200);
+      assert.equal(r.body, 'helloworld');
+      assert.equal(r.headers['content-length'], undefined);
+      assert.equal(gw.access.at(-1)!.bytes, 10);
+    } finally {
+      await gw.close(500);
+      await up.close();
+    }
+  });
+});
+
 describe('passive failover', () => {
   it('skips a dead upstream for failTimeout (one connection attempt), then tries it again', { timeout: 10_000 }, async () => {
     const failTimeout = 1000;

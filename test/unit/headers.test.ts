@@ -230,6 +230,17 @@ describe('downstreamHeaders', () => {
     assert.deepEqual(out, ['content-length', '17', 'X-A', '1']);
   });
 
+  it('drops Content-Length when Transfer-Encoding framed the body (RFC 9112 §6.3), in either order', () => {
+    for (const raw of [
+      ['Content-Length', '5', 'Transfer-Encoding', 'chunked', 'X-A', '1'],
+      ['Transfer-Encoding', 'chunked', 'content-length', '5', 'X-A', '1'],
+    ]) {
+      const meta: ResponseMeta = { contentLength: 99 };
+      assert.deepEqual(downstreamHeaders(raw, meta), ['X-A', '1']);
+      assert.equal(meta.contentLength, -1, 'no one-write shortcut on a length the body does not have');
+    }
+  });
+
   it('sets meta.contentLength to -1 when it is absent or not a plain number', () => {
     const absent: ResponseMeta = { contentLength: 99 };
     downstreamHeaders(b('X-A', '1'), absent);
