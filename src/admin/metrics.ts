@@ -30,6 +30,7 @@
  * out of the duration histogram, as does anything with a status below 200.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { OriginPoolStats } from '../proxy/upstream-pool.js';
 import type { AccessEntry } from '../server/access-log.js';
 import { outcomeStatus } from './stats.js';
 
@@ -93,17 +94,9 @@ class SiteDurations extends Histogram<'site'> {
   }
 }
 
-/** One upstream origin's connection pool at scrape time. */
-export interface UpstreamPoolStats {
-  origin: string;
-  open: number;
-  idle: number;
-  queued: number;
-}
-
 export interface MetricsOptions {
   /** Read at every scrape. */
-  gauges: () => { connections: number; websockets: number; upstreams?: readonly UpstreamPoolStats[] };
+  gauges: () => { connections: number; websockets: number; upstreams?: readonly OriginPoolStats[] };
   /** Also collect process_* and nodejs_* metrics (default true). */
   defaultMetrics?: boolean;
 }

@@ -52,6 +52,14 @@ export interface UpstreamHandler {
   onError(err: Error): void;
 }
 
+export interface PoolStats {
+  /** Connections open, busy and idle. */
+  open: number;
+  idle: number;
+  /** Requests waiting for a connection (`connections` reached). */
+  queued: number;
+}
+
 export interface PoolOptions {
   /** Most connections at once; further requests wait in order. */
   connections: number;
@@ -140,7 +148,7 @@ export class H1Pool {
   }
 
   /** Connections open (busy and idle) and requests waiting for one. */
-  stats(): { open: number; idle: number; queued: number } {
+  stats(): PoolStats {
     return { open: this.#all.size, idle: this.#idle.length, queued: this.#queue.length };
   }
 

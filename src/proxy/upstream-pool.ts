@@ -5,7 +5,7 @@
  * covers requests that picked their upstream on the old table a moment before the swap.
  */
 import { createHash } from 'node:crypto';
-import { H1Pool } from './h1-client.js';
+import { H1Pool, type PoolStats } from './h1-client.js';
 import { UpstreamHealth } from '../core/balancer.js';
 import type { UpstreamDefaults } from '../config/schema.js';
 
@@ -37,8 +37,8 @@ export class UpstreamPools {
   }
 
   /** Connections and waiting requests per origin (pools of one origin with different options summed). */
-  stats(): { origin: string; open: number; idle: number; queued: number }[] {
-    const byOrigin = new Map<string, { origin: string; open: number; idle: number; queued: number }>();
+  stats(): OriginPoolStats[] {
+    const byOrigin = new Map<string, OriginPoolStats>();
     for (const pool of this.#pools.values()) {
       const s = pool.stats();
       const t = byOrigin.get(pool.origin) ?? { origin: pool.origin, open: 0, idle: 0, queued: 0 };
@@ -91,6 +91,11 @@ export class UpstreamPools {
     this.#pools.clear();
     await Promise.allSettled(pools.map((p) => p.destroy()));
   }
+}
+
+/** One upstream origin's connections, all its pools together. */
+export interface OriginPoolStats extends PoolStats {
+  origin: string;
 }
 
 export interface UpstreamTls {

@@ -22,7 +22,7 @@ import type { AcmeManager } from '../tls/acme/acme-manager.js';
 import { Certificates, type CertStatus } from '../tls/certificates.js';
 import { HttpExchange, type ExchangeHooks } from '../proxy/http-exchange.js';
 import { BodyLimit } from '../proxy/body-limit.js';
-import { UpstreamPools } from '../proxy/upstream-pool.js';
+import { UpstreamPools, type OriginPoolStats } from '../proxy/upstream-pool.js';
 import { proxyWebSocket, type TunnelHooks } from '../proxy/websocket.js';
 import { elapsedMs } from './access-log.js';
 import type { AccessEntry } from './logging.js';
@@ -188,7 +188,7 @@ export class Gateway {
   }
 
   /** Upstream connection pools per origin: open, idle, and requests waiting (for /metrics). */
-  upstreamPools(): { origin: string; open: number; idle: number; queued: number }[] {
+  upstreamPools(): OriginPoolStats[] {
     return this.#pools.stats();
   }
 
