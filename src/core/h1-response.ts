@@ -59,8 +59,6 @@ CHAR_CLASS[0x20] = C_SP;
 CHAR_CLASS[0x09] = C_SP;
 CHAR_CLASS[0x0d] = C_CR;
 CHAR_CLASS[0x0a] = C_LF;
-/** Control characters other than HTAB, CR and LF (those two are checked to pair up as CRLF). */
-const CTL = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/;
 const DIGITS = /^\d{1,15}$/;
 /** chunk-size [BWS ; chunk-ext] — the size in hex, at most 2^52 so it stays an exact number. */
 const CHUNK_SIZE = /^([0-9A-Fa-f]{1,13})[ \t]*(?:;.*)?$/;
@@ -86,6 +84,8 @@ export class ResponseParser {
   #keepAliveHint = -1;
   /** Field boundaries found by #scan, reused from response to response. */
   readonly #marks: number[] = [];
+  /** Where #scan found the status line's CR (an offset in the scanned bytes). */
+  #statusEnd = 0;
 
   constructor(readonly events: ResponseEvents, readonly maxHeadSize: number) {}
 
@@ -257,6 +257,7 @@ export class ResponseParser {
       if (cls === C_BAD || cls === C_LF) throw new ResponseError('control character or bare LF in the status line');
     }
     if (i === start && i < limit) throw new ResponseError('empty status line');
+    this.#statusEnd = i;
     for (;;) {
       // i is at the CR ending a line.
       if (i + 1 >= limit) return this.#incomplete(n, limit);
@@ -297,8 +298,7 @@ export class ResponseParser {
 
   /** `text` is the head without its final CRLFCRLF, starting at offset `base` of the scanned bytes. */
   #parseHead(text: string, base: number): void {
-    const sl = text.indexOf('\r\n');
-    const statusLine = sl === -1 ? text : text.slice(0, sl);
+    const statusLine = text.slice(0, this.#statusEnd - base);
     // HTTP-version SP status-code SP [reason-phrase] (RFC 9112 §4); "HTTP/1.x 200" without the
     // second space is accepted, as browsers do.
     if (statusLine.length < 12 || !statusLine.startsWith('HTTP/1.') || statusLine.charCodeAt(8) !== 32) throw new ResponseError('bad status line');
@@ -434,17 +434,19 @@ export class ResponseParser {
     if (line.length === 2) {
       this.#state = State.Done;
       this.events.onEnd();
-    } else if (CTL.test(line) || !crlfOnly(line.slice(0, -2)) || line.indexOf(':') <= 0) {
+    } else if (!plainText(line, line.length - 2) || line.indexOf(':') <= 0) {
       throw new ResponseError('bad trailer line');
     }
     return end;
   }
 }
 
-/** Every CR starts a CRLF and every LF ends one (a bare CR or LF would split lines differently elsewhere). */
-function crlfOnly(text: string): boolean {
-  for (let i = text.indexOf('\r'); i !== -1; i = text.indexOf('\r', i + 2)) if (text.charCodeAt(i + 1) !== 10) return false;
-  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) if (text.charCodeAt(i - 1) !== 13) return false;
+/** text[0, end) holds no control character (HTAB aside) and no CR or LF: one line's content. */
+function plainText(text: string, end: number): boolean {
+  for (let i = 0; i < end; i++) {
+    const cls = CHAR_CLASS[text.charCodeAt(i)];
+    if (cls === C_BAD || cls === C_CR || cls === C_LF) return false;
+  }
   return true;
 }
 
