@@ -10,7 +10,7 @@
  * limits the page's requests to its own origin. The script avoids template literals so that this
  * file can hold it in a String.raw template.
  */
-import { inlinePageCsp } from '../server/page-csp.js';
+import { inlinePageCsp, inlinePageHtml } from '../server/page-csp.js';
 
 const STYLE = String.raw`
 :root { color-scheme: light dark; --fg: #1d2129; --muted: #5c6370; --bg: #f6f7f9; --card: #fff; --line: #d9dce1;
@@ -447,20 +447,7 @@ const BODY = String.raw`
 
 
 /** The page, one self-contained HTML document. */
-export const OCR_PAGE_HTML = `<!doctype html>
-<html lang="zh-CN">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="color-scheme" content="light dark">
-<title>mpgate · OCR</title>
-<link rel="icon" href="data:,">
-<style>${STYLE}</style>
-</head>
-<body>${BODY}<script>${SCRIPT}</script>
-</body>
-</html>
-`;
+export const OCR_PAGE_HTML = inlinePageHtml({ lang: 'zh-CN', title: 'mpgate · OCR', style: STYLE, body: BODY, script: SCRIPT });
 
 /**
  * Content-Security-Policy for the page: its own inline script and style (by hash), images from the

@@ -19,7 +19,7 @@
  *   GET /api/v1/me, GET /api/v1/sites, GET /api/v1/errors, POST /api/v1/sites,
  *   PATCH /api/v1/sites/:name, DELETE /api/v1/sites/:name.
  */
-import { inlinePageCsp } from '../../server/page-csp.js';
+import { inlinePageCsp, inlinePageHtml } from '../../server/page-csp.js';
 
 const STYLE = String.raw`
 :root { color-scheme: light dark; --fg: #1d2129; --muted: #5c6370; --bg: #f4f5f7; --card: #fff; --line: #d9dce1;
@@ -957,21 +957,7 @@ const SCRIPT = String.raw`
 `;
 
 
-const HTML = `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="color-scheme" content="light dark">
-<meta name="referrer" content="no-referrer">
-<title>mpgate</title>
-<link rel="icon" href="data:,">
-<style>${STYLE}</style>
-</head>
-<body>${BODY}<script>${SCRIPT}</script>
-</body>
-</html>
-`;
+const HTML = inlinePageHtml({ lang: 'en', title: 'mpgate', style: STYLE, body: BODY, script: SCRIPT, noReferrer: true });
 
 /** The dashboard, one self-contained HTML document (the same string every call). */
 export function dashboardHtml(): string {
