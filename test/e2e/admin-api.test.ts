@@ -12,8 +12,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
 import { parseConfig } from '../../src/config/load.js';
-import { runCli, spawnCli, startBackend, startedPort, waitFor, type Backend } from '../helpers.js';
-import { adminUrlOf, tokenAdd } from '../support/admin.js';
+import { runCli, spawnCli, startBackend, waitFor, type Backend } from '../helpers.js';
+import { serveWithAdmin, tokenAdd } from '../support/admin.js';
 
 interface ApiAnswer {
   status: number;
@@ -76,9 +76,9 @@ describe('admin API: an administrator and two users (alice, bob)', () => {
     for (const [name, args] of [['root', ['--role', 'admin']], ['alice', []], ['bob', []]] as const) {
       tokens[name] = await tokenAdd(file, name, args);
     }
-    child = spawnCli(['serve', '--config', file]);
-    gw = `http://127.0.0.1:${await startedPort(child)}`;
-    admin = await adminUrlOf(child);
+    const s = await serveWithAdmin(file);
+    ({ child, admin } = s);
+    gw = `http://127.0.0.1:${s.port}`;
   });
 
   after(async () => {

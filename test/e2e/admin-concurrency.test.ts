@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
 import { parseConfig } from '../../src/config/load.js';
-import { runCli, spawnCli, startedPort, waitFor } from '../helpers.js';
-import { adminUrlOf, tokenAdd } from '../support/admin.js';
+import { runCli, spawnCli, waitFor } from '../helpers.js';
+import { serveWithAdmin, tokenAdd } from '../support/admin.js';
 
 const HEADER = `# Team server. Hand-written comments must survive concurrent edits.
 listen: ["127.0.0.1:0"]
@@ -42,9 +42,9 @@ describe('admin: 20 concurrent adds from the API and the CLI', () => {
     token = await tokenAdd(file, 'root', ['--role', 'admin']);
     original = await readFile(file, 'utf8');
     assert.ok(original.startsWith(HEADER.slice(0, HEADER.indexOf('admin:'))));
-    child = spawnCli(['serve', '--config', file]);
-    gw = `http://127.0.0.1:${await startedPort(child)}`;
-    admin = await adminUrlOf(child);
+    const s = await serveWithAdmin(file);
+    ({ child, admin } = s);
+    gw = `http://127.0.0.1:${s.port}`;
   });
 
   after(async () => {

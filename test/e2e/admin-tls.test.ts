@@ -9,8 +9,8 @@ import { once } from 'node:events';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { closedPort, curl, runCli, spawnCli, startBackend, startedPort, waitFor, type Backend } from '../helpers.js';
-import { adminUrlOf, tokenAdd } from '../support/admin.js';
+import { closedPort, curl, runCli, spawnCli, startBackend, waitFor, type Backend } from '../helpers.js';
+import { serveWithAdmin, tokenAdd } from '../support/admin.js';
 import { gatewayYaml, startPebble, type Pebble } from '../support/pebble.js';
 import { tempDir } from '../support/tls-fixtures.js';
 
@@ -48,9 +48,7 @@ ${gatewayYaml(pebble, { httpPort, httpsPort, storage: 'store', challenges: ['htt
 sites: []
 `);
     aliceToken = await tokenAdd(file, 'alice');
-    child = spawnCli(['serve', '--config', file, '--access-log', 'off']);
-    await startedPort(child);
-    admin = await adminUrlOf(child);
+    ({ child, admin } = await serveWithAdmin(file, ['--access-log', 'off']));
   });
   after(async () => {
     if (child && child.exitCode === null) {

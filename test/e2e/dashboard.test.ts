@@ -27,8 +27,8 @@ import { type Browser, type BrowserContext, type BrowserContextOptions, type Pag
 import { launchChromium, requireChromium } from '../support/browser.js';
 import { createToken } from '../../src/admin/auth.js';
 import { DASHBOARD_CSP } from '../../src/admin/dashboard/page.js';
-import { spawnCli, startBackend, startedPort, waitFor, type Backend } from '../helpers.js';
-import { adminUrlOf, tokenAdd } from '../support/admin.js';
+import { spawnCli, startBackend, waitFor, type Backend } from '../helpers.js';
+import { serveWithAdmin, tokenAdd } from '../support/admin.js';
 
 const PHONE: BrowserContextOptions = { viewport: { width: 375, height: 812 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true };
 const DESKTOP: BrowserContextOptions = { viewport: { width: 1280, height: 900 } };
@@ -89,9 +89,7 @@ describe('the admin dashboard in Chromium, against mpgate serve', () => {
     // Tokens the way an administrator makes them; the CLI prints each once.
     adminToken = await tokenAdd(file, 'root', ['--role', 'admin']);
     userToken = await tokenAdd(file, 'alice');
-    child = spawnCli(['serve', '--config', file]);
-    gatewayPort = await startedPort(child);
-    admin = await adminUrlOf(child);
+    ({ child, port: gatewayPort, admin } = await serveWithAdmin(file));
     browser = await launchChromium();
   });
 
