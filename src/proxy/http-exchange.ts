@@ -6,14 +6,13 @@
  * It is the handler of the upstream client (proxy/h1-client.ts): response headers arrive as the
  * flat raw list node:http writes back out, so no header object is built on either side.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import { classifyError, GatewayError, isConnectFailure } from '../core/errors.js';
 import type { UpstreamHandler } from './h1-client.js';
 import { applyUpstreamHost, downstreamHeaders, setField, type ResponseMeta } from '../core/headers.js';
 import { elapsedMs, type AccessEntry } from '../server/access-log.js';
 import type { ConnectionState, ConnectionUser } from '../server/connection.js';
-import { sendError, wantsJson } from '../server/respond.js';
+import { sendError, wantsJson, type RequestView, type ResponseView } from '../server/respond.js';
 import type { Route, Upstream } from '../server/routing-table.js';
 
 export interface ExchangeHooks {
@@ -42,8 +41,8 @@ export class HttpExchange implements UpstreamHandler, ConnectionUser {
   constructor(
     readonly hooks: ExchangeHooks,
     readonly conn: ConnectionState,
-    readonly req: IncomingMessage,
-    readonly res: ServerResponse,
+    readonly req: RequestView,
+    readonly res: ResponseView,
     readonly route: Route,
     readonly host: string,
     readonly clientIp: string,

@@ -27,6 +27,7 @@ import { proxyWebSocket, type TunnelHooks } from '../proxy/websocket.js';
 import { elapsedMs } from './access-log.js';
 import type { AccessEntry } from './logging.js';
 import { ConnectionState } from './connection.js';
+import { H1Front, type FastRequest, type FastResponse, type FrontLimits } from './h1-front.js';
 import { enginesNeeded, provideEngines } from '../ocr/ocr-engines.js';
 import { ocrRequest } from '../ocr/ocr-request.js';
 import { OcrService } from '../ocr/ocr-service.js';
@@ -57,6 +58,8 @@ export class Gateway {
   readonly #pools = new UpstreamPools();
   readonly #ocr = new OcrService();
   readonly #servers: http.Server[] = [];
+  /** The HTTP/1.1 fast path of each plain listener (same order as #servers). */
+  readonly #fronts: H1Front[] = [];
   readonly #httpsServers: https.Server[] = [];
   readonly #h2 = new Set<Http2Session>();
   #h2server: http2.Http2Server | undefined;
@@ -267,6 +270,7 @@ export class Gateway {
     const servers = [...this.#servers, ...this.#httpsServers];
     const closed = servers.map((s) => new Promise<void>((r) => s.close(() => r())));
     for (const s of servers) s.closeIdleConnections();
+    for (const f of this.#fronts) f.closeIdle();
     // GOAWAY: HTTP/2 clients finish their open streams and open no new ones.
     for (const session of this.#h2) session.close();
     const drained = new Promise<void>((r) => {
@@ -281,6 +285,7 @@ export class Gateway {
     clearTimeout(timer);
     if (late) this.#log.warn({ inFlight: this.#inFlight, websockets: this.#tunnels.size, graceMs }, 'shutdown grace over, closing what is left');
     for (const s of servers) s.closeAllConnections();
+    for (const f of this.#fronts) f.closeAll();
     for (const session of this.#h2) session.destroy();
     for (const [client, upstream] of this.#tunnels) {
       client.destroy();
@@ -343,9 +348,25 @@ export class Gateway {
     socket.once('close', () => this.#connections--);
   }
 
+  /**
+   * Plain HTTP: sockets go to the fast path first (server/h1-front.ts), which serves plain proxied
+   * requests itself and hands everything else, with the connection, to node:http's own listener.
+   */
   async #listen(addr: string): Promise<void> {
     const server = http.createServer(this.#http1Options());
+    const [toNode] = server.listeners('connection') as ((socket: Socket) => void)[];
+    server.removeAllListeners('connection');
     this.#serveHttp1(server);
+    const front = new H1Front(
+      {
+        serve: (req, res) => this.#onFastRequest(req, res),
+        clientError: (err, socket, responseStarted) => this.#onClientError(err, socket, responseStarted),
+      },
+      (socket) => toNode!.call(server, socket),
+      frontLimits(this.#table.config),
+    );
+    server.on('connection', (socket: Socket) => front.accept(socket));
+    this.#fronts.push(front);
     await listenOn(server, addr);
     server.on('error', (err) => this.#log.error({ err }, 'listener error'));
     this.#servers.push(server);
@@ -427,9 +448,28 @@ export class Gateway {
 
   #applyLiveLimits(config: Config): void {
     for (const s of this.#servers) this.#applyServerLimits(s, config);
+    for (const f of this.#fronts) f.setLimits(frontLimits(config));
   }
 
   // ---- request pipeline ------------------------------------------------------------------------
+
+  /**
+   * The fast path's requests (plain HTTP/1.1, Content-Length framing): a plain proxied request is
+   * served here; anything else returns false, untouched, and node:http reads it again and sends it
+   * through #onRequest (errors, redirects, relay, OCR, ACME, bodies over the limit).
+   */
+  #onFastRequest(req: FastRequest, res: FastResponse): boolean {
+    const conn = ConnectionState.of(req.socket);
+    if (this.#acme !== undefined && req.url.startsWith(ACME_CHALLENGE_PREFIX)) return false;
+    const r = resolve(this.#table, { url: req.url, rawHeaders: req.rawHeaders, peer: conn.peer, proto: conn.secure ? 'https' : 'http', httpVersion: req.httpVersion });
+    if (!('route' in r)) return false;
+    const { route, head } = r;
+    if (route.ocr !== undefined || route.relay !== undefined || req.contentLength > route.site.maxBodySize) return false;
+    this.#inFlight++;
+    if (this.#closing !== undefined) res.shouldKeepAlive = false;
+    new HttpExchange(this.#exchangeHooks, conn, req, res, route, head.host, head.clientIp, r.path, head.headers, req.body, req.started).start();
+    return true;
+  }
 
   #onRequest(req: IncomingMessage, res: ServerResponse, expectContinue = false): void {
     const started = performance.now();
@@ -573,7 +613,7 @@ export class Gateway {
    * Requests node:http refuses before they reach us: malformed framing, oversize heads, slow
    * clients. Each gets a short answer with a stable code and one log line (probes show up there).
    */
-  #onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  #onClientError(err: NodeJS.ErrnoException, socket: Duplex, responseStarted?: boolean): void {
     const code = err.code ?? '';
     if (code === 'ECONNRESET' || !socket.writable) {
       socket.destroy();
@@ -584,7 +624,7 @@ export class Gateway {
       : code === 'ERR_HTTP_REQUEST_TIMEOUT' || code === 'ERR_HTTP_HEADERS_TIMEOUT' ? new GatewayError('MPG_CLIENT_TIMEOUT')
       : new GatewayError('MPG_BAD_REQUEST', undefined, { cause: err });
     // A response may already be on its way on this socket (pipelining); then just close.
-    if ((socket as Socket & { _httpMessage?: ServerResponse })._httpMessage?.headersSent) {
+    if (responseStarted ?? (socket as Socket & { _httpMessage?: ServerResponse })._httpMessage?.headersSent) {
       socket.destroy();
     } else {
       sendRawError(socket, gerr);
@@ -596,6 +636,11 @@ export class Gateway {
     if (!running) this.#access?.({ host: '', method: '', path: '', status: gerr.status, bytes: 0, upstream: '', ms: 0, site: '', ip: peer, code: gerr.code });
     this.#log.debug({ peer, code: gerr.code, parser: code, reason: err.message }, 'client error');
   }
+}
+
+function frontLimits(config: Config): FrontLimits {
+  const { maxHeaderSize, maxHeaderCount, headersTimeout, requestTimeout, idleTimeout, keepAliveTimeout } = config.limits;
+  return { maxHeaderSize, maxHeaderCount, headersTimeout, requestTimeout, idleTimeout, keepAliveTimeout };
 }
 
 /** The `tls: auto` sites, as the ACME manager wants them. */

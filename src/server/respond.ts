@@ -2,11 +2,37 @@
  * The gateway's own answers (errors, 404s): short, with the stable code and the site, as JSON when
  * the client asked for JSON (wx.request sends `content-type: application/json` by default).
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { ERROR_CODES, type GatewayError } from '../core/errors.js';
 
-export function wantsJson(req: IncomingMessage): boolean {
+/**
+ * What the pipeline reads of a request. node:http's IncomingMessage, HTTP/2's compatibility
+ * request and the fast path's FastRequest (server/h1-front.ts) all have it.
+ */
+export interface RequestView {
+  readonly method?: string | undefined;
+  readonly url?: string | undefined;
+  readonly httpVersionMajor: number;
+  readonly headers: IncomingHttpHeaders;
+  /** The whole request body has been read (nothing of it is left on the connection). */
+  readonly readableEnded: boolean;
+}
+
+/** What the pipeline writes to a response: the part of node:http's ServerResponse FastResponse has too. */
+export interface ResponseView {
+  readonly headersSent: boolean;
+  readonly destroyed: boolean;
+  readonly statusCode: number;
+  writeHead(status: number, fields: OutgoingHttpHeaders | string[]): unknown;
+  writeHead(status: number, reason: string, fields: string[]): unknown;
+  write(chunk: Buffer): boolean;
+  end(chunk?: Buffer | string): unknown;
+  once(event: 'drain', listener: () => void): unknown;
+  destroy(): unknown;
+}
+
+export function wantsJson(req: RequestView): boolean {
   const accept = req.headers.accept;
   if (accept !== undefined) return accept.includes('json');
   return (req.headers['content-type'] ?? '').includes('json');
@@ -26,7 +52,7 @@ export function errorBody(err: GatewayError, site: string | undefined, json: boo
 }
 
 /** Writes an error answer. `close` asks the client to drop the connection (unread body, framing). */
-export function sendError(req: IncomingMessage, res: ServerResponse, err: GatewayError, site: string | undefined, close = false, json = wantsJson(req)): void {
+export function sendError(req: RequestView, res: ResponseView, err: GatewayError, site: string | undefined, close = false, json = wantsJson(req)): void {
   if (res.headersSent || res.destroyed) {
     res.destroy();
     return;
