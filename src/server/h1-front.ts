@@ -264,8 +264,9 @@ class FastConnection {
     this.#req = undefined;
     this.#res = undefined;
     if (this.#phase !== Phase.Busy) return;
-    // Body bytes still on their way cannot be told apart from the next request: close.
-    if (!keepAlive || this.#bodyLeft > 0) {
+    // Body bytes still on their way cannot be told apart from the next request: close. So does a
+    // shutdown that began after this response's head went out.
+    if (!keepAlive || this.#bodyLeft > 0 || this.front.closing) {
       const unread = this.#bodyLeft > 0;
       this.#gone();
       this.#body?.destroy();
@@ -343,12 +344,15 @@ class FastConnection {
       case Phase.Fresh:
         if (now - this.#since >= limits.headersTimeout) this.#timeout('ERR_HTTP_HEADERS_TIMEOUT');
         return;
-      case Phase.Idle:
-        if (now - this.#since >= limits.keepAliveTimeout + KEEP_ALIVE_MARGIN) {
+      case Phase.Idle: {
+        // keepAliveTimeout 0 turns the keep-alive deadline off, as in node:http; idleTimeout remains.
+        const limit = limits.keepAliveTimeout > 0 ? limits.keepAliveTimeout + KEEP_ALIVE_MARGIN : limits.idleTimeout;
+        if (limit > 0 && now - this.#since >= limit) {
           this.#gone();
           this.socket.destroy();
         }
         return;
+      }
       case Phase.Busy:
         if (this.#bodyLeft > 0 && now - this.#since >= limits.requestTimeout) {
           this.#timeout('ERR_HTTP_REQUEST_TIMEOUT');
@@ -530,7 +534,9 @@ export class FastResponse {
     if (!date) head += `Date: ${httpDate()}\r\n`;
     if (this.connection.front.closing) this.shouldKeepAlive = false;
     if (!connection) {
-      head += this.shouldKeepAlive ? `Connection: keep-alive\r\nKeep-Alive: timeout=${Math.floor(this.keepAliveTimeout / 1000)}\r\n` : 'Connection: close\r\n';
+      if (!this.shouldKeepAlive) head += 'Connection: close\r\n';
+      else if (this.keepAliveTimeout > 0) head += `Connection: keep-alive\r\nKeep-Alive: timeout=${Math.floor(this.keepAliveTimeout / 1000)}\r\n`;
+      else head += 'Connection: keep-alive\r\n';
     }
     if (!this.#noBody && !length) {
       head += 'Transfer-Encoding: chunked\r\n';

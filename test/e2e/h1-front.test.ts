@@ -1147,6 +1147,38 @@ describe('fast path graceful shutdown', () => {
     }
   });
 
+  it('a response streaming when the shutdown begins finishes whole, then its connection closes', async () => {
+    // The head said keep-alive (it left before close()); the body must still arrive in full, and
+    // the connection must close after it rather than linger until keepAliveTimeout.
+    let finish: (() => void) | undefined;
+    const be = await startBackend((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write('first,');
+      finish = () => res.end('last');
+    });
+    const gw = await startGateway({ sites: [{ name: 'a', hosts: ['x.a.com'], upstream: be.url }], limits: { keepAliveTimeout: 5000 } });
+    try {
+      const c = await Client.open(gw.port);
+      c.write(`GET /streaming HTTP/1.1\r\n${H}\r\n`);
+      await waitFor(() => finish !== undefined && c.conn.text.includes('first,'), 2000, 'the head and first chunk');
+      assert.match(c.conn.text, /connection: keep-alive/i);
+      const t0 = performance.now();
+      const closing = gw.close(5000);
+      await sleep(50);
+      finish!();
+      const r = await c.next();
+      assert.equal(r.status, 200);
+      assert.equal(r.body, 'first,last');
+      await c.waitClosed(1000);
+      assert.ok(c.conn.closedAfter(t0) < 1000, `closed after ${c.conn.closedAfter(t0)} ms`);
+      await closing;
+      assert.ok(performance.now() - t0 < 1500, `close() took ${performance.now() - t0} ms`);
+    } finally {
+      await gw.close(0);
+      await be.close();
+    }
+  });
+
   it('a request pipelined behind the in-flight one at shutdown is not started', async () => {
     const got: Got[] = [];
     const be = await startBackend(backendHandler(got));
