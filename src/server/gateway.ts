@@ -58,7 +58,7 @@ export class Gateway {
   readonly #pools = new UpstreamPools();
   readonly #ocr = new OcrService();
   readonly #servers: http.Server[] = [];
-  /** The HTTP/1.1 fast path of each plain listener (same order as #servers). */
+  /** The HTTP/1.1 fast path in front of each plain and HTTPS listener. */
   readonly #fronts: H1Front[] = [];
   readonly #httpsServers: https.Server[] = [];
   readonly #h2 = new Set<Http2Session>();
@@ -348,6 +348,20 @@ export class Gateway {
     socket.once('close', () => this.#connections--);
   }
 
+  /** A fast path (server/h1-front.ts) in front of one node:http listener (`toNode`). */
+  #front(toNode: (socket: Socket) => void): H1Front {
+    const front = new H1Front(
+      {
+        serve: (req, res) => this.#onFastRequest(req, res),
+        clientError: (err, socket, responseStarted) => this.#onClientError(err, socket, responseStarted),
+      },
+      toNode,
+      frontLimits(this.#table.config),
+    );
+    this.#fronts.push(front);
+    return front;
+  }
+
   /**
    * Plain HTTP: sockets go to the fast path first (server/h1-front.ts), which serves plain proxied
    * requests itself and hands everything else, with the connection, to node:http's own listener.
@@ -357,16 +371,8 @@ export class Gateway {
     const [toNode] = server.listeners('connection') as ((socket: Socket) => void)[];
     server.removeAllListeners('connection');
     this.#serveHttp1(server);
-    const front = new H1Front(
-      {
-        serve: (req, res) => this.#onFastRequest(req, res),
-        clientError: (err, socket, responseStarted) => this.#onClientError(err, socket, responseStarted),
-      },
-      (socket) => toNode!.call(server, socket),
-      frontLimits(this.#table.config),
-    );
+    const front = this.#front((socket) => toNode!.call(server, socket));
     server.on('connection', (socket: Socket) => front.accept(socket));
-    this.#fronts.push(front);
     await listenOn(server, addr);
     server.on('error', (err) => this.#log.error({ err }, 'listener error'));
     this.#servers.push(server);
@@ -393,10 +399,12 @@ export class Gateway {
     this.#serveHttp1(server);
     const [http1Listener] = server.listeners('secureConnection') as ((socket: TLSSocket) => void)[];
     server.removeAllListeners('secureConnection');
+    // HTTP/1.1 over TLS takes the same fast path as plain HTTP, with node:http's https listener behind it.
+    const front = this.#front((socket) => http1Listener!.call(server, socket as TLSSocket));
     server.on('secureConnection', (socket: TLSSocket) => {
       if (socket.alpnProtocol === 'h2') this.#http2().emit('connection', socket);
       else if (socket.alpnProtocol === 'acme-tls/1') socket.end(); // the validator only wanted the handshake
-      else http1Listener!.call(server, socket);
+      else front.accept(socket);
     });
     server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
       this.#log.debug({ peer: socket.remoteAddress, reason: err.code ?? err.message }, 'TLS handshake failed');

@@ -162,7 +162,6 @@ class FastConnection {
   #body: FastBody | undefined;
   /** Bytes read past the current request (pipelining), kept until its response has ended. */
   #pending: Buffer | undefined;
-  #req: FastRequest | undefined;
   #res: FastResponse | undefined;
 
   constructor(readonly front: H1Front, readonly socket: Socket) {
@@ -234,12 +233,10 @@ class FastConnection {
     this.#phase = Phase.Busy;
     this.#since = performance.now();
     this.#lastActive = this.#since;
-    this.#req = req;
     this.#res = res;
     this.#bodyLeft = bodyLeft;
     this.#body = body instanceof FastBody ? body : undefined;
     if (!front.handler.serve(req, res)) {
-      this.#req = undefined;
       this.#res = undefined;
       this.#bodyLeft = 0;
       this.#body = undefined;
@@ -261,7 +258,6 @@ class FastConnection {
   /** @internal The response has been written out in full. */
   responseEnded(res: FastResponse, keepAlive: boolean): void {
     if (res !== this.#res) return;
-    this.#req = undefined;
     this.#res = undefined;
     if (this.#phase !== Phase.Busy) return;
     // Body bytes still on their way cannot be told apart from the next request: close. So does a
@@ -298,14 +294,13 @@ class FastConnection {
   /** Everything read so far goes back on the socket and node:http's listener takes the connection. */
   #handOff(buf: Buffer): void {
     const socket = this.socket;
+    const pending = this.#pending;
     this.#gone();
     socket.pause();
     socket.off('data', this.#onData);
     socket.off('end', this.#onEnd);
     socket.off('error', this.#onError);
     socket.off('close', this.#onClose);
-    const pending = this.#pending;
-    this.#pending = undefined;
     socket.unshift(pending === undefined ? buf : Buffer.concat([buf, pending]));
     this.front.toNode(socket);
     // node:http's 'data' listener is in place now; it receives the bytes put back first.

@@ -19,6 +19,8 @@ import type { AccessEntry } from '../../src/server/access-log.js';
 import { H1Front, type FastRequest, type FastResponse } from '../../src/server/h1-front.js';
 import { closedPort, startBackend, startGateway, waitFor, type Backend, type TestGateway } from '../helpers.js';
 import { RawConn, sleep, waitFound } from './support.js';
+import { issue, tempDir } from '../support/tls-fixtures.js';
+import tls from 'node:tls';
 
 // ---- which requests the front served ---------------------------------------------------------
 
@@ -1200,6 +1202,52 @@ describe('fast path graceful shutdown', () => {
     } finally {
       await gw.close(0);
       await be.close();
+    }
+  });
+});
+
+describe('fast path over TLS (HTTP/1.1 on the HTTPS listener)', () => {
+  it('serves plain requests itself, hands the rest to node:https on the same connection, adds HSTS', async () => {
+    const tmp = await tempDir('h1-front-tls');
+    const ca = await issue(tmp.dir, { name: 'ca', commonName: 'h1-front test CA', ca: {}, days: 1 });
+    const cert = await issue(tmp.dir, { name: 'a', names: ['x.a.com'], issuer: ca });
+    const got: Got[] = [];
+    const be = await startBackend(backendHandler(got));
+    const gw = await startGateway({
+      https: { listen: ['127.0.0.1:0'] },
+      sites: [{ name: 'a', hosts: ['x.a.com'], upstream: be.url, tls: { cert: cert.certFile, key: cert.keyFile }, hsts: { maxAge: '1d' } }],
+    });
+    const from = fastSeen.length;
+    const port = gw.gateway.httpsAddresses()[0]!.port;
+    const s = tls.connect({ host: '127.0.0.1', port, servername: 'x.a.com', ca: ca.certPem, ALPNProtocols: ['http/1.1'] });
+    try {
+      await once(s, 'secureConnect');
+      assert.equal(s.alpnProtocol, 'http/1.1');
+      let text = '';
+      s.setEncoding('latin1');
+      s.on('data', (d: string) => (text += d));
+      const responses = (n: number) => waitFor(() => (text.match(/HTTP\/1\.1 \d{3}/g)?.length ?? 0) >= n && /\r\n0\r\n\r\n$|[^\r\n]$/.test(text), 3000, `${n} responses`);
+      // Fast, then chunked (handed off), then fast-eligible again (node:https has the connection now).
+      s.write(`GET /tls/1 HTTP/1.1\r\n${H}\r\n`);
+      await responses(1);
+      s.write(`POST /tls/2 HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n`);
+      await responses(2);
+      s.write(`GET /tls/3 HTTP/1.1\r\n${H}\r\n`);
+      await responses(3);
+      const statuses = [...text.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1]);
+      assert.deepEqual(statuses, ['200', '200', '200']);
+      assert.equal(text.match(/strict-transport-security: max-age=86400/gi)?.length, 3, 'HSTS on every response');
+      assert.deepEqual(got.map((g) => `${g.method} ${g.url} ${g.body}`), ['GET /tls/1 ', 'POST /tls/2 abc', 'GET /tls/3 ']);
+      assert.ok(got.every((g) => g.headers['x-forwarded-proto'] === 'https'), 'X-Forwarded-Proto: https');
+      const offered = fastSeen.slice(from).map((f) => `${f.method} ${f.url}${f.taken ? '' : ' (handed off)'}`);
+      // The chunked head is outside the front's subset: it goes to node:https unoffered, and the
+      // connection with it, so /tls/3 is node's too.
+      assert.deepEqual(offered, ['GET /tls/1']);
+    } finally {
+      s.destroy();
+      await gw.close(0);
+      await be.close();
+      await tmp.remove();
     }
   });
 });
