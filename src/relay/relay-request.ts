@@ -4,7 +4,6 @@
  * (`{"method":"api/x", ...}`), refuse anything that could leave the configured backend, then
  * stream the exchange like any proxied request — status, headers and body come back unchanged.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { GatewayError } from '../core/errors.js';
@@ -12,6 +11,7 @@ import { setField, type UpstreamHead } from '../core/headers.js';
 import { readLimited } from '../proxy/body-limit.js';
 import { HttpExchange, type ExchangeHooks } from '../proxy/http-exchange.js';
 import type { ConnectionState } from '../server/connection.js';
+import type { RequestView, ResponseView } from '../server/respond.js';
 import type { Route } from '../server/routing-table.js';
 import { takeJsonParam } from './json-param.js';
 import { checkRelayPath, relayTarget } from './relay-target.js';
@@ -20,12 +20,12 @@ export interface RelayContext {
   hooks: ExchangeHooks;
   log: Logger;
   conn: ConnectionState;
-  req: IncomingMessage;
-  res: ServerResponse;
+  req: RequestView;
+  res: ResponseView;
   route: Route;
   head: UpstreamHead;
-  /** The request body as the gateway would stream it (already capped), or null. */
-  body: Readable | null;
+  /** The request body as the gateway would stream it (already capped), whole when the fast path had it, or null. */
+  body: Readable | Buffer | null;
   started: number;
   /** Answers with a gateway error and logs the request. */
   reject(err: GatewayError): void;
@@ -55,10 +55,14 @@ export function relayRequest(ctx: RelayContext): void {
     ctx.reject(new GatewayError('MPG_BODY_TOO_LARGE', `JSON body over ${relay.maxJsonBody} bytes`));
     return;
   }
-  readLimited(ctx.body, relay.maxJsonBody, {
-    tooLarge: () => new GatewayError('MPG_BODY_TOO_LARGE', `JSON body over ${relay.maxJsonBody} bytes`),
-    broken: (cause) => new GatewayError('MPG_CLIENT_GONE', undefined, { cause }),
-  }).then(
+  // A whole body is within the limit already: its Content-Length was checked above.
+  const read = Buffer.isBuffer(ctx.body)
+    ? Promise.resolve(ctx.body)
+    : readLimited(ctx.body, relay.maxJsonBody, {
+      tooLarge: () => new GatewayError('MPG_BODY_TOO_LARGE', `JSON body over ${relay.maxJsonBody} bytes`),
+      broken: (cause) => new GatewayError('MPG_CLIENT_GONE', undefined, { cause }),
+    });
+  read.then(
     (raw) => {
       const taken = takeJsonParam(raw.toString('utf8'), relay.policy.param);
       if (!taken.ok) {

@@ -33,7 +33,7 @@ import { ocrRequest } from '../ocr/ocr-request.js';
 import { OcrService } from '../ocr/ocr-service.js';
 import { relayRequest } from '../relay/relay-request.js';
 import { resolve } from './resolve.js';
-import { sendError, sendRawError } from './respond.js';
+import { sendError, sendRawError, type RequestView, type ResponseView } from './respond.js';
 import { RoutingTable, type Upstream } from './routing-table.js';
 
 export interface GatewayOptions {
@@ -462,9 +462,9 @@ export class Gateway {
   // ---- request pipeline ------------------------------------------------------------------------
 
   /**
-   * The fast path's requests (plain HTTP/1.1, Content-Length framing): a plain proxied request is
-   * served here; anything else returns false, untouched, and node:http reads it again and sends it
-   * through #onRequest (errors, redirects, relay, OCR, ACME, bodies over the limit).
+   * The fast path's requests (plain HTTP/1.1, Content-Length framing): a plain proxied request
+   * or relay request is served here; anything else returns false, untouched, and node:http reads it
+   * again and sends it through #onRequest (errors, redirects, OCR, ACME, bodies over the limit).
    */
   #onFastRequest(req: FastRequest, res: FastResponse): boolean {
     const conn = ConnectionState.of(req.socket);
@@ -472,9 +472,17 @@ export class Gateway {
     const r = resolve(this.#table, { url: req.url, rawHeaders: req.rawHeaders, peer: conn.peer, proto: conn.secure ? 'https' : 'http', httpVersion: req.httpVersion });
     if (!('route' in r)) return false;
     const { route, head } = r;
-    if (route.ocr !== undefined || route.relay !== undefined || req.contentLength > route.site.maxBodySize) return false;
+    if (route.ocr !== undefined || req.contentLength > route.site.maxBodySize) return false;
     this.#inFlight++;
     if (this.#closing !== undefined) res.shouldKeepAlive = false;
+    if (route.relay !== undefined) {
+      const started = req.started;
+      relayRequest({
+        hooks: this.#exchangeHooks, log: this.#log, conn, req, res, route, head, body: req.body, started,
+        reject: (err) => this.#reject(req, res, err, route.site.name, head.host, head.clientIp, started, true),
+      });
+      return true;
+    }
     new HttpExchange(this.#exchangeHooks, conn, req, res, route, head.host, head.clientIp, r.path, head.headers, req.body, req.started).start();
     return true;
   }
@@ -586,7 +594,7 @@ export class Gateway {
     this.#answered(req, { host: req.headers.host ?? '', site: '', ip: peer, status, bytes: Buffer.byteLength(body), started });
   }
 
-  #reject(req: IncomingMessage, res: ServerResponse, err: GatewayError, site: string | undefined, host: string, ip: string, started: number, json?: boolean): void {
+  #reject(req: RequestView, res: ResponseView, err: GatewayError, site: string | undefined, host: string, ip: string, started: number, json?: boolean): void {
     // Drop the connection when a request body may be left unread (it must not be parsed as the
     // next request) and after a protocol violation (how this client frames requests is suspect).
     const close = err.code === 'MPG_BODY_TOO_LARGE' || err.code === 'MPG_BAD_REQUEST' || hasBody(req);
@@ -595,7 +603,7 @@ export class Gateway {
   }
 
   /** The end of every answer the gateway gives itself (no upstream): one access-log line. */
-  #answered(req: IncomingMessage, a: { host: string; site: string; ip: string; status: number; bytes: number; started: number; code?: string }): void {
+  #answered(req: RequestView, a: { host: string; site: string; ip: string; status: number; bytes: number; started: number; code?: string }): void {
     this.#requestDone();
     this.#access?.({ host: a.host, method: req.method!, path: req.url!, status: a.status, bytes: a.bytes, upstream: '', ms: elapsedMs(a.started), site: a.site, ip: a.ip, code: a.code });
   }
@@ -664,7 +672,7 @@ function boundAddress(s: http.Server | https.Server): ListenAddress {
 }
 
 /** The request announced a body (it may be left unread when the gateway answers itself). */
-function hasBody(req: IncomingMessage): boolean {
+function hasBody(req: RequestView): boolean {
   return req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
 }
 

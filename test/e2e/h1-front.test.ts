@@ -1251,3 +1251,33 @@ describe('fast path over TLS (HTTP/1.1 on the HTTPS listener)', () => {
     }
   });
 });
+
+describe('fast path on relay routes', () => {
+  it('serves the query, path and JSON-body forms itself; a refused path is answered on the fast path too', async () => {
+    const got: Got[] = [];
+    const be = await startBackend(backendHandler(got));
+    const gw = await startGateway({ sites: [{ name: 'r', hosts: ['r.test'], routes: [{ path: '/relay', relay: { upstream: be.url } }] }] });
+    try {
+      const c = await Client.open(gw.port);
+      const from = fastSeen.length;
+      const R = 'Host: r.test\r\n';
+      c.write(`GET /relay?method=api/q&x=1 HTTP/1.1\r\n${R}\r\n`);
+      assert.equal((await c.next()).status, 200);
+      c.write(`GET /relay/api/p?y=2 HTTP/1.1\r\n${R}\r\n`);
+      assert.equal((await c.next()).status, 200);
+      const json = '{"method":"api/j","a":1}';
+      c.write(`POST /relay HTTP/1.1\r\n${R}Content-Type: application/json\r\nContent-Length: ${json.length}\r\n\r\n${json}`);
+      assert.equal((await c.next()).status, 200);
+      // Escape attempt: refused with 400 MPG_RELAY_BAD_PATH, nothing forwarded.
+      c.write(`GET /relay?method=../../etc/passwd HTTP/1.1\r\n${R}Accept: application/json\r\n\r\n`);
+      const bad = await c.next();
+      assert.equal(bad.status, 400);
+      assert.equal(bad.headers['x-mpgate-error'], 'MPG_RELAY_BAD_PATH');
+      assert.deepEqual(got.map((g) => `${g.method} ${g.url} ${g.body.toString()}`), ['GET /api/q?x=1 ', 'GET /api/p?y=2 ', 'POST /api/j {"a":1}']);
+      assert.deepEqual(fastOn(c, from), ['GET /relay?method=api/q&x=1', 'GET /relay/api/p?y=2', 'POST /relay', 'GET /relay?method=../../etc/passwd']);
+    } finally {
+      await gw.close(0);
+      await be.close();
+    }
+  });
+});
