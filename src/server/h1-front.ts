@@ -8,7 +8,7 @@
  * understands (core/h1-request.ts): a strict subset of HTTP/1.1 with Content-Length framing.
  *
  * Everything else goes to node:http with the connection, untouched: a head outside the subset
- * (chunked bodies, Expect, Upgrade, HTTP/1.0, anything malformed), a head split across reads, and
+ * (chunked bodies, Expect, Upgrade, HTTP/1.0, anything malformed, a head over half of maxHeaderSize), and
  * every request the gateway does not want here (errors, redirects, relay, OCR, ACME). The bytes
  * already read are put back on the socket and node:http's own connection listener takes over, as
  * if it had accepted the socket itself; the connection stays with node:http from then on. So the
@@ -20,8 +20,10 @@
  *   - Content-Length bodies streamed with backpressure (a body already in hand is passed whole);
  *   - responses framed like ServerResponse: Content-Length as given, chunked otherwise, no body for
  *     HEAD/1xx/204/304; Date added when missing; `Connection: keep-alive` with `Keep-Alive: timeout`;
- *   - deadlines on one sweep per listener: headersTimeout for a connection that never sent a head
- *     (408), requestTimeout for a body still arriving (408), idleTimeout while a request runs, and
+ *   - a head arriving in pieces is collected (one join per line at most) and then read whole;
+ *   - deadlines on one sweep per listener: headersTimeout for a head not complete in time, counted
+ *     from the connection's start and, after the first request, from the head's first byte (408),
+ *     requestTimeout for a body still arriving (408), idleTimeout while a request runs, and
  *     keepAliveTimeout between requests (plus node's 1 s margin);
  *   - graceful close: idle connections closed at once, busy ones after their response.
  */
@@ -144,6 +146,8 @@ const enum Phase {
   Fresh,
   /** Between requests (keep-alive). */
   Idle,
+  /** Part of a request head has arrived; the rest is awaited (headersTimeout runs). */
+  Head,
   /** A request is being served. */
   Busy,
   /** Closed, closing, or handed to node:http: nothing more is read here. */
@@ -162,6 +166,9 @@ class FastConnection {
   #body: FastBody | undefined;
   /** Bytes read past the current request (pipelining), kept until its response has ended. */
   #pending: Buffer | undefined;
+  /** The pieces of a head that has not ended yet (Phase.Head), joined once its end can be there. */
+  #partial: Buffer[] = [];
+  #partialLength = 0;
   #res: FastResponse | undefined;
 
   constructor(readonly front: H1Front, readonly socket: Socket) {
@@ -201,7 +208,16 @@ class FastConnection {
       this.socket.pause();
       return;
     }
-    if (this.#pending !== undefined) {
+    if (this.#phase === Phase.Head) {
+      this.#partial.push(chunk);
+      this.#partialLength += chunk.length;
+      // A head ends with LF: a piece without one cannot complete it (a head trickled a byte at a
+      // time costs one join per line, not one per byte). Past the size limit it is node:http's.
+      if (chunk.indexOf(0x0a) === -1 && this.#partialLength <= this.front.headLimits!.maxBytes) return;
+      chunk = Buffer.concat(this.#partial, this.#partialLength);
+      this.#partial = [];
+      this.#partialLength = 0;
+    } else if (this.#pending !== undefined) {
       chunk = Buffer.concat([this.#pending, chunk]);
       this.#pending = undefined;
     }
@@ -212,7 +228,17 @@ class FastConnection {
   #next(buf: Buffer): void {
     const front = this.front;
     const head = readRequestHead(buf, 0, front.headLimits!);
-    if (head === PARTIAL || head === NOT_MINE) return this.#handOff(buf);
+    if (head === NOT_MINE) return this.#handOff(buf);
+    if (head === PARTIAL) {
+      // Wait for the rest. headersTimeout counts from the connection's start for its first request
+      // and from the head's first byte after that, as in node:http.
+      if (this.#phase === Phase.Idle) this.#since = performance.now();
+      this.#phase = Phase.Head;
+      this.#partial = [buf];
+      this.#partialLength = buf.length;
+      if (this.socket.isPaused()) this.socket.resume();
+      return;
+    }
     const socket = this.socket;
     const cl = head.contentLength;
     let rest: Buffer | undefined = head.end < buf.length ? buf.subarray(head.end) : undefined;
@@ -310,6 +336,7 @@ class FastConnection {
   #gone(): void {
     this.#phase = Phase.Gone;
     this.#pending = undefined;
+    this.#partial = [];
     this.front.release(this);
   }
 
@@ -337,6 +364,7 @@ class FastConnection {
     const limits = this.front.limits;
     switch (this.#phase) {
       case Phase.Fresh:
+      case Phase.Head:
         if (now - this.#since >= limits.headersTimeout) this.#timeout('ERR_HTTP_HEADERS_TIMEOUT');
         return;
       case Phase.Idle: {

@@ -637,10 +637,11 @@ describe('HTTP/1.1 fast path (server/h1-front.ts)', () => {
       assert.equal(c.unread, '');
       c.destroy();
       assert.deepEqual(gotSince(from).map((g) => g.url), ['/pcut/1', '/pcut/2']);
-      assert.deepEqual(fastOn(c, fromFast), ['GET /pcut/1']);
+      // The cut head is collected until its end arrives, then served here too.
+      assert.deepEqual(fastOn(c, fromFast), ['GET /pcut/1', 'GET /pcut/2']);
     });
 
-    it('a request line alone, then the rest 50 ms later: 200 (handed off)', async () => {
+    it('a request line alone, then the rest 50 ms later: collected, then served on the fast path', async () => {
       const fromFast = fastSeen.length;
       const c = await Client.open(gw.port);
       c.write('GET /split HTTP/1.1\r\n');
@@ -652,7 +653,7 @@ describe('HTTP/1.1 fast path (server/h1-front.ts)', () => {
       assert.equal(e.url, '/split');
       assert.equal(e.headers['x-late'], 'yes');
       c.destroy();
-      assert.deepEqual(fastOn(c, fromFast), []);
+      assert.deepEqual(fastOn(c, fromFast), ['GET /split']);
     });
 
     it('a split head after a fast request on the same connection: both answered', async () => {
@@ -668,7 +669,35 @@ describe('HTTP/1.1 fast path (server/h1-front.ts)', () => {
       assert.equal(echoOf(r).url, '/split2/2');
       assert.equal(c.unread, '');
       c.destroy();
-      assert.deepEqual(fastOn(c, fromFast), ['GET /split2/1']);
+      assert.deepEqual(fastOn(c, fromFast), ['GET /split2/1', 'GET /split2/2']);
+    });
+
+    it('a head sent a byte at a time is served whole', async () => {
+      const fromFast = fastSeen.length;
+      const c = await Client.open(gw.port);
+      for (const ch of `GET /bytewise HTTP/1.1\r\n${H}X-B: 1\r\n\r\n`) {
+        c.write(ch);
+        await sleep(1);
+      }
+      const r = await c.next();
+      assert.equal(r.status, 200);
+      assert.equal(echoOf(r).url, '/bytewise');
+      assert.equal(echoOf(r).headers['x-b'], '1');
+      c.destroy();
+      assert.deepEqual(fastOn(c, fromFast), ['GET /bytewise']);
+    });
+
+    it('a collected head outside the subset still goes to node:http whole (chunked POST in pieces)', async () => {
+      const fromFast = fastSeen.length;
+      const c = await Client.open(gw.port);
+      c.write('POST /pieces HTTP/1.1\r\nTransfer-Enc');
+      await sleep(30);
+      c.write(`oding: chunked\r\n${H}\r\n3\r\nabc\r\n0\r\n\r\n`);
+      const r = await c.next();
+      assert.equal(r.status, 200);
+      assert.equal(echoOf(r).body, 'abc');
+      c.destroy();
+      assert.deepEqual(fastOn(c, fromFast), []);
     });
   });
 
@@ -1002,6 +1031,51 @@ describe('fast path client deadlines', () => {
     assert.ok(ms <= LIMITS.headersTimeout + TICK + SLACK, `closed after ${ms} ms`);
     const e = await waitFound(() => gw.access.slice(fromLog).find((x) => x.code === 'MPG_CLIENT_TIMEOUT'), 1000, 'access entry');
     assert.equal(e.status, 408);
+  });
+
+  it('a fresh connection silent for a while, then trickling a head: 408 counted from the connection start', async () => {
+    // Its own gateway, headersTimeout 1000 (sweep 250): silent 850 ms, then a trickle. Counted from
+    // the first byte instead (what handing a partial head to node:http gave), it would close
+    // after about 1850 ms.
+    const own = await startGateway({ limits: { ...LIMITS, headersTimeout: 1000, requestTimeout: 2000 }, sites: [{ name: 'a', hosts: ['x.a.com'], upstream: be.url }] });
+    const c = await Client.open(own.port);
+    const t0 = c.conn.openedAt;
+    let trickle: NodeJS.Timeout | undefined;
+    try {
+      await sleep(850);
+      c.write('GET /late HTTP/1.1\r\n');
+      trickle = setInterval(() => {
+        if (!c.conn.closed) c.write('X-A: b\r\n');
+      }, 50);
+      const r = await c.next('GET', 3000);
+      assert.equal(r.status, 408);
+      assert.equal(r.headers['x-mpgate-error'], 'MPG_CLIENT_TIMEOUT');
+      await c.waitClosed(1000);
+    } finally {
+      clearInterval(trickle);
+      await own.close(0);
+    }
+    const ms = c.conn.closedAfter(t0);
+    assert.ok(ms >= 1000 - 50, `closed after ${ms} ms, before headersTimeout`);
+    assert.ok(ms <= 1000 + 250 + SLACK, `closed after ${ms} ms`);
+    assert.equal(got.some((g) => g.url === '/late'), false);
+  });
+
+  it('a partial head on a kept-alive connection: 408 counted from its first byte', async () => {
+    const c = await Client.open(gw.port);
+    c.write(`GET /first HTTP/1.1\r\n${H}\r\n`);
+    assert.equal((await c.next()).status, 200);
+    await sleep(200);
+    const t1 = performance.now();
+    c.write('GET /second HTTP/1.1\r\nHost: x.a');
+    const r = await c.next('GET', LIMITS.headersTimeout + TICK + 2000);
+    assert.equal(r.status, 408);
+    assert.equal(r.headers['x-mpgate-error'], 'MPG_CLIENT_TIMEOUT');
+    await c.waitClosed(1000);
+    const ms = c.conn.closedAfter(t1);
+    assert.ok(ms >= LIMITS.headersTimeout - 50, `closed after ${ms} ms, before headersTimeout`);
+    assert.ok(ms <= LIMITS.headersTimeout + TICK + SLACK, `closed after ${ms} ms`);
+    assert.equal(got.some((g) => g.url === '/second'), false);
   });
 
   it('an idle keep-alive connection after a fast request is closed after keepAliveTimeout (+ margin), without an answer', async () => {
