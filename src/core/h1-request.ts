@@ -17,6 +17,8 @@
  *   Upgrade; Connection only with tokens (`close` is honoured).
  */
 
+import { CHAR_CLASS, C_BAD, C_CR, C_SP, C_TOKEN } from './h1-chars.js';
+
 /** A request head the fast path may serve. `end` is the offset just past its blank line. */
 export interface RequestHead {
   method: string;
@@ -44,19 +46,6 @@ export interface HeadLimits {
 
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH']);
 
-// Character classes (latin1): RFC 9110 §5.6.2 tchar, other field-value text, SP/HTAB, CR, the rest.
-const C_BAD = 0;
-const C_TOKEN = 1;
-const C_TEXT = 2;
-const C_SP = 3;
-const C_CR = 4;
-const CHAR_CLASS = new Uint8Array(256);
-for (let c = 0x21; c < 0x7f; c++) CHAR_CLASS[c] = C_TEXT;
-for (let c = 0x80; c <= 0xff; c++) CHAR_CLASS[c] = C_TEXT;
-for (const ch of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") CHAR_CLASS[ch.charCodeAt(0)] = C_TOKEN;
-CHAR_CLASS[0x20] = C_SP;
-CHAR_CLASS[0x09] = C_SP;
-CHAR_CLASS[0x0d] = C_CR;
 
 const VERSION = Buffer.from(' HTTP/1.1\r\n', 'latin1');
 const CL_DIGITS = /^(?:0|[1-9]\d{0,14})$/;

@@ -12,6 +12,8 @@
  * Bodies are handed out as views into the socket's buffers (no copies).
  */
 
+import { CHAR_CLASS, C_BAD, C_CR, C_SP, C_TOKEN } from './h1-chars.js';
+
 export interface ResponseEvents {
   /**
    * A final (non-1xx) response head. `headers` is the flat raw list ["Name", "value", ...] with
@@ -44,21 +46,6 @@ const enum State {
 }
 
 const CRLF2 = Buffer.from('\r\n\r\n', 'latin1');
-/** Character classes of a head (latin1): RFC 9110 §5.6.2 tchar, SP/HTAB, CR, LF, other allowed, forbidden. */
-const C_BAD = 0;
-const C_TOKEN = 1;
-const C_TEXT = 2;
-const C_SP = 3;
-const C_CR = 4;
-const C_LF = 5;
-const CHAR_CLASS = new Uint8Array(256);
-for (let c = 0x20; c < 0x7f; c++) CHAR_CLASS[c] = C_TEXT;
-for (let c = 0x80; c <= 0xff; c++) CHAR_CLASS[c] = C_TEXT;
-for (const ch of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") CHAR_CLASS[ch.charCodeAt(0)] = C_TOKEN;
-CHAR_CLASS[0x20] = C_SP;
-CHAR_CLASS[0x09] = C_SP;
-CHAR_CLASS[0x0d] = C_CR;
-CHAR_CLASS[0x0a] = C_LF;
 const DIGITS = /^\d{1,15}$/;
 /** chunk-size [BWS ; chunk-ext] — the size in hex, at most 2^52 so it stays an exact number. */
 const CHUNK_SIZE = /^([0-9A-Fa-f]{1,13})[ \t]*(?:;.*)?$/;
@@ -254,7 +241,7 @@ export class ResponseParser {
     for (; i < limit; i++) {
       const cls = CHAR_CLASS[buf[i]!]!;
       if (cls === C_CR) break;
-      if (cls === C_BAD || cls === C_LF) throw new ResponseError('control character or bare LF in the status line');
+      if (cls === C_BAD) throw new ResponseError('control character or bare LF in the status line');
     }
     if (i === start && i < limit) throw new ResponseError('empty status line');
     this.#statusEnd = i;
@@ -284,7 +271,7 @@ export class ResponseParser {
       for (; i < limit; i++) {
         const cls = CHAR_CLASS[buf[i]!]!;
         if (cls === C_CR) break;
-        if (cls === C_BAD || cls === C_LF) throw new ResponseError('control character or bare LF in a header value');
+        if (cls === C_BAD) throw new ResponseError('control character or bare LF in a header value');
         if (cls !== C_SP) ve = i + 1;
       }
       marks.push(ns, ne, vs, ve);
@@ -445,7 +432,7 @@ export class ResponseParser {
 function plainText(text: string, end: number): boolean {
   for (let i = 0; i < end; i++) {
     const cls = CHAR_CLASS[text.charCodeAt(i)];
-    if (cls === C_BAD || cls === C_CR || cls === C_LF) return false;
+    if (cls === C_BAD || cls === C_CR) return false;
   }
   return true;
 }
