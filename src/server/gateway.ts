@@ -27,12 +27,12 @@ import { proxyWebSocket, type TunnelHooks } from '../proxy/websocket.js';
 import { elapsedMs } from './access-log.js';
 import type { AccessEntry } from './logging.js';
 import { ConnectionState } from './connection.js';
-import { H1Front, type FastRequest, type FastResponse, type FrontLimits } from './h1-front.js';
+import { H1Front, type FastRequest, type FastResponse } from './h1-front.js';
 import { enginesNeeded, provideEngines } from '../ocr/ocr-engines.js';
 import { ocrRequest } from '../ocr/ocr-request.js';
 import { OcrService } from '../ocr/ocr-service.js';
 import { relayRequest } from '../relay/relay-request.js';
-import { resolve } from './resolve.js';
+import { resolve, type Resolved } from './resolve.js';
 import { sendError, sendRawError, type RequestView, type ResponseView } from './respond.js';
 import { RoutingTable, type Upstream } from './routing-table.js';
 
@@ -356,7 +356,7 @@ export class Gateway {
         clientError: (err, socket, responseStarted) => this.#onClientError(err, socket, responseStarted),
       },
       toNode,
-      frontLimits(this.#table.config),
+      this.#table.config.limits,
     );
     this.#fronts.push(front);
     return front;
@@ -456,7 +456,7 @@ export class Gateway {
 
   #applyLiveLimits(config: Config): void {
     for (const s of this.#servers) this.#applyServerLimits(s, config);
-    for (const f of this.#fronts) f.setLimits(frontLimits(config));
+    for (const f of this.#fronts) f.setLimits(config.limits);
   }
 
   // ---- request pipeline ------------------------------------------------------------------------
@@ -471,19 +471,11 @@ export class Gateway {
     if (this.#acme !== undefined && req.url.startsWith(ACME_CHALLENGE_PREFIX)) return false;
     const r = resolve(this.#table, { url: req.url, rawHeaders: req.rawHeaders, peer: conn.peer, proto: conn.secure ? 'https' : 'http', httpVersion: req.httpVersion });
     if (!('route' in r)) return false;
-    const { route, head } = r;
+    const { route } = r;
     if (route.ocr !== undefined || req.contentLength > route.site.maxBodySize) return false;
     this.#inFlight++;
     if (this.#closing !== undefined) res.shouldKeepAlive = false;
-    if (route.relay !== undefined) {
-      const started = req.started;
-      relayRequest({
-        hooks: this.#exchangeHooks, log: this.#log, conn, req, res, route, head, body: req.body, started,
-        reject: (err) => this.#reject(req, res, err, route.site.name, head.host, head.clientIp, started, true),
-      });
-      return true;
-    }
-    new HttpExchange(this.#exchangeHooks, conn, req, res, route, head.host, head.clientIp, r.path, head.headers, req.body, req.started).start();
+    this.#forward(conn, req, res, r, req.body, req.started);
     return true;
   }
 
@@ -553,6 +545,11 @@ export class Gateway {
     }
     if (expectContinue) res.writeContinue();
 
+    this.#forward(conn, req, res, r, body, started);
+  }
+
+  /** The last step of both pipelines: a relay route works out its backend path first, any other is proxied as it came. */
+  #forward(conn: ConnectionState, req: RequestView, res: ResponseView, { route, head, path }: Resolved, body: Readable | Buffer | null, started: number): void {
     if (route.relay !== undefined) {
       relayRequest({
         hooks: this.#exchangeHooks, log: this.#log, conn, req, res, route, head, body, started,
@@ -560,7 +557,7 @@ export class Gateway {
       });
       return;
     }
-    new HttpExchange(this.#exchangeHooks, conn, req, res, route, head.host, head.clientIp, r.path, head.headers, body, started).start();
+    new HttpExchange(this.#exchangeHooks, conn, req, res, route, head.host, head.clientIp, path, head.headers, body, started).start();
   }
 
   /**
@@ -652,11 +649,6 @@ export class Gateway {
     if (!running) this.#access?.({ host: '', method: '', path: '', status: gerr.status, bytes: 0, upstream: '', ms: 0, site: '', ip: peer, code: gerr.code });
     this.#log.debug({ peer, code: gerr.code, parser: code, reason: err.message }, 'client error');
   }
-}
-
-function frontLimits(config: Config): FrontLimits {
-  const { maxHeaderSize, maxHeaderCount, headersTimeout, requestTimeout, idleTimeout, keepAliveTimeout } = config.limits;
-  return { maxHeaderSize, maxHeaderCount, headersTimeout, requestTimeout, idleTimeout, keepAliveTimeout };
 }
 
 /** The `tls: auto` sites, as the ACME manager wants them. */

@@ -255,9 +255,9 @@ class FastConnection {
       }
     }
     const req = new FastRequest(socket, head.method, head.url, head.rawHeaders, cl, body, this);
-    const res = new FastResponse(this, socket, head.method === 'HEAD', !head.close && !front.closing, front.limits.keepAliveTimeout);
+    const res = new FastResponse(this, socket, head.method === 'HEAD', !head.close && !front.closing);
     this.#phase = Phase.Busy;
-    this.#since = performance.now();
+    this.#since = req.started;
     this.#lastActive = this.#since;
     this.#res = res;
     this.#bodyLeft = bodyLeft;
@@ -509,7 +509,6 @@ export class FastResponse {
     readonly socket: Socket,
     readonly isHead: boolean,
     keepAlive: boolean,
-    readonly keepAliveTimeout: number,
   ) {
     this.shouldKeepAlive = keepAlive;
     this.#noBody = isHead;
@@ -557,8 +556,9 @@ export class FastResponse {
     if (!date) head += `Date: ${httpDate()}\r\n`;
     if (this.connection.front.closing) this.shouldKeepAlive = false;
     if (!connection) {
+      const keepAliveTimeout = this.connection.front.limits.keepAliveTimeout;
       if (!this.shouldKeepAlive) head += 'Connection: close\r\n';
-      else if (this.keepAliveTimeout > 0) head += `Connection: keep-alive\r\nKeep-Alive: timeout=${Math.floor(this.keepAliveTimeout / 1000)}\r\n`;
+      else if (keepAliveTimeout > 0) head += `Connection: keep-alive\r\nKeep-Alive: timeout=${Math.floor(keepAliveTimeout / 1000)}\r\n`;
       else head += 'Connection: keep-alive\r\n';
     }
     if (!this.#noBody && !length) {
