@@ -1017,6 +1017,33 @@ describe('fast path client deadlines', () => {
     await be.close();
   });
 
+  /**
+   * Trickles a body byte every 100 ms until the 408 comes, then checks it: status and code, the
+   * connection closed within requestTimeout of `t0`, the backend request for `url` aborted, and
+   * the access-log line.
+   */
+  async function trickledTo408(c: Client, method: string, url: string, t0: number): Promise<void> {
+    const trickle = setInterval(() => {
+      if (!c.closed) c.write('z');
+    }, 100);
+    let r: Resp;
+    try {
+      r = await c.next(method, LIMITS.requestTimeout + TICK + 2000);
+      await c.waitClosed(1000);
+    } finally {
+      clearInterval(trickle);
+    }
+    assert.equal(r.status, 408);
+    assert.equal(r.headers['x-mpgate-error'], 'MPG_CLIENT_TIMEOUT');
+    const ms = c.conn.closedAfter(t0);
+    assert.ok(ms >= LIMITS.requestTimeout - 50, `closed after ${ms} ms, before requestTimeout`);
+    assert.ok(ms <= LIMITS.requestTimeout + TICK + SLACK, `closed after ${ms} ms`);
+    await waitFor(() => got.find((g) => g.url === url)?.aborted, 1000, 'the backend request to be aborted');
+    const e = await waitFound(() => gw.access.find((x) => x.path === url), 2000, 'access entry');
+    assert.equal(e.status, 408);
+    assert.equal(e.code, 'MPG_CLIENT_TIMEOUT');
+  }
+
   it('a fresh connection that sends nothing gets 408 MPG_CLIENT_TIMEOUT after headersTimeout and is closed', async () => {
     const fromLog = gw.access.length;
     const c = await Client.open(gw.port);
@@ -1100,26 +1127,8 @@ describe('fast path client deadlines', () => {
     const c = await Client.open(gw.port);
     const t0 = performance.now();
     c.write(`POST /trickle HTTP/1.1\r\n${H}Content-Length: 100\r\n\r\n`);
-    const trickle = setInterval(() => {
-      if (!c.closed) c.write('z');
-    }, 100);
-    let r: Resp;
-    try {
-      r = await c.next('POST', LIMITS.requestTimeout + TICK + 2000);
-      await c.waitClosed(1000);
-    } finally {
-      clearInterval(trickle);
-    }
-    assert.equal(r.status, 408);
-    assert.equal(r.headers['x-mpgate-error'], 'MPG_CLIENT_TIMEOUT');
-    const ms = c.conn.closedAfter(t0);
-    assert.ok(ms >= LIMITS.requestTimeout - 50, `closed after ${ms} ms, before requestTimeout`);
-    assert.ok(ms <= LIMITS.requestTimeout + TICK + SLACK, `closed after ${ms} ms`);
-    await waitFor(() => got.find((g) => g.url === '/trickle')?.aborted, 1000, 'the backend request to be aborted');
+    await trickledTo408(c, 'POST', '/trickle', t0);
     assert.equal(got.find((g) => g.url === '/trickle')!.ended, false);
-    const e = await waitFound(() => gw.access.find((x) => x.path === '/trickle'), 2000, 'access entry');
-    assert.equal(e.status, 408);
-    assert.equal(e.code, 'MPG_CLIENT_TIMEOUT');
     assert.deepEqual(fastOn(c, fromFast), ['POST /trickle']);
   });
 
@@ -1132,25 +1141,7 @@ describe('fast path client deadlines', () => {
     await sleep(200);
     const t0 = performance.now();
     c.write(`PUT /trickle2/2 HTTP/1.1\r\n${H}Content-Length: 50\r\n\r\nab`);
-    const trickle = setInterval(() => {
-      if (!c.closed) c.write('z');
-    }, 100);
-    let r: Resp;
-    try {
-      r = await c.next('PUT', LIMITS.requestTimeout + TICK + 2000);
-      await c.waitClosed(1000);
-    } finally {
-      clearInterval(trickle);
-    }
-    assert.equal(r.status, 408);
-    assert.equal(r.headers['x-mpgate-error'], 'MPG_CLIENT_TIMEOUT');
-    const ms = c.conn.closedAfter(t0);
-    assert.ok(ms >= LIMITS.requestTimeout - 50, `closed after ${ms} ms, before requestTimeout`);
-    assert.ok(ms <= LIMITS.requestTimeout + TICK + SLACK, `closed after ${ms} ms`);
-    await waitFor(() => got.find((g) => g.url === '/trickle2/2')?.aborted, 1000, 'the backend request to be aborted');
-    const e = await waitFound(() => gw.access.find((x) => x.path === '/trickle2/2'), 2000, 'access entry');
-    assert.equal(e.status, 408);
-    assert.equal(e.code, 'MPG_CLIENT_TIMEOUT');
+    await trickledTo408(c, 'PUT', '/trickle2/2', t0);
     assert.deepEqual(fastOn(c, fromFast), ['GET /trickle2/1', 'PUT /trickle2/2']);
   });
 
