@@ -107,11 +107,6 @@ export class H1Front {
     this.#startSweep();
   }
 
-  /** Connections the front still serves (handed-off ones belong to node:http). */
-  get size(): number {
-    return this.#connections.size;
-  }
-
   /** Shutdown, first step: no more keep-alive; idle connections closed now, busy ones after their response. */
   closeIdle(): void {
     this.#closing = true;
@@ -507,7 +502,7 @@ export class FastResponse {
   constructor(
     readonly connection: FastConnection,
     readonly socket: Socket,
-    readonly isHead: boolean,
+    isHead: boolean,
     keepAlive: boolean,
   ) {
     this.shouldKeepAlive = keepAlive;
