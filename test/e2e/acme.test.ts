@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { cp, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import https from 'node:https';
 import type net from 'node:net';
@@ -28,7 +29,8 @@ interface LogLine { msg: string; time: number; site?: string; [k: string]: unkno
 
 interface Harness {
   manager: AcmeManager;
-  issued: { site: string; cert: IssuedCert }[];
+  /** Each certificate handed over, with the site's state.json as it was on disk at that moment. */
+  issued: { site: string; cert: IssuedCert; stateOnDisk: string | undefined }[];
   logs: LogLine[];
   messages(site?: string): string[];
 }
@@ -47,7 +49,15 @@ function harness(config: AcmeConfig, now?: () => number): Harness {
     },
   });
   const issued: Harness['issued'] = [];
-  const manager = new AcmeManager({ config, log: pino({ level: 'info' }, sink), onCertificate: (site, cert) => issued.push({ site, cert }), ...(now ? { now } : {}) });
+  const stateOnDisk = (site: string) => {
+    try {
+      return readFileSync(join(config.storage, 'sites', site, 'state.json'), 'utf8');
+    } catch {
+      return undefined;
+    }
+  };
+  const onCertificate = (site: string, cert: IssuedCert) => issued.push({ site, cert, stateOnDisk: stateOnDisk(site) });
+  const manager = new AcmeManager({ config, log: pino({ level: 'info' }, sink), onCertificate, ...(now ? { now } : {}) });
   return { manager, issued, logs, messages: (site) => logs.filter((l) => site === undefined || l.site === site).map((l) => l.msg) };
 }
 
@@ -101,9 +111,11 @@ describe('AcmeManager with pebble', { timeout: 120_000 }, () => {
     await waitFor(() => h.issued.length === 1, 30_000, `the certificate (${pebble.output().slice(-2000)})`);
     const elapsed = Date.now() - started;
 
-    const { site, cert } = h.issued[0]!;
+    const { site, cert, stateOnDisk } = h.issued[0]!;
     assert.equal(site, 'shop');
     await assertChainsTo(cert, SHOP.names, root);
+    // The store is complete before anyone hears of the certificate (CI once read state.json too early).
+    assert.equal((JSON.parse(stateOnDisk ?? '{}') as { state?: string }).state, 'valid', 'state.json written before onCertificate');
     assert.ok(responders.httpHits.some((hit) => hit.startsWith('a.test:')) && responders.httpHits.some((hit) => hit.startsWith('www.a.test:')), `http-01 hits: ${responders.httpHits.join(', ')}`);
     assert.equal(responders.alpnHits.length, 0, 'tls-alpn-01 not used when http-01 comes first');
 

@@ -306,13 +306,17 @@ export class AcmeManager {
       entry.lastError = undefined;
       entry.lastErrorCode = undefined;
       log.info({ names: entry.names, notAfter: issued.notAfter.toISOString(), issuer: issued.issuer }, 'acme certificate issued');
+      this.#afterSuccess(entry, log);
+      // The state file is written before the listener hears of the certificate, so whoever reacts to
+      // the new certificate (the dashboard, a test, an operator reading the store) finds the store
+      // complete; the write is one small atomic file, so serving starts no later in any way that matters.
+      await this.#saveState(entry, log);
+      if (!this.#current(entry)) return;
       try {
         this.#onCertificate(entry.site, issued);
       } catch (err) {
         log.error({ err }, 'acme: the new certificate was not accepted by the listener');
       }
-      this.#afterSuccess(entry, log);
-      await this.#saveState(entry, log);
     } catch (err) {
       if (!this.#current(entry)) return;
       const e = err instanceof AcmeError ? err : new AcmeError('MPG_ACME_ORDER', errorText(err), { cause: err });
