@@ -26,6 +26,9 @@ export const ERROR_CODES = {
   MPG_TOO_MANY_HEADERS: { status: 431, message: 'too many request headers' },
   // 499 is nginx's "client closed request": nobody reads it, but the access log should say it.
   MPG_CLIENT_GONE: { status: 499, message: 'client closed the connection' },
+  // llhttp also parses HTTP/0.9-style and "HTTP/2.0" request lines; only 1.0 and 1.1 are served over
+  // HTTP/1 (HTTP/2 is served over TLS, by ALPN).
+  MPG_HTTP_VERSION: { status: 505, message: 'HTTP version not supported' },
   // Gateway and upstream side.
   MPG_INTERNAL: { status: 500, message: 'internal gateway error' },
   MPG_UPSTREAM_REFUSED: { status: 502, message: 'upstream refused the connection' },

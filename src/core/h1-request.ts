@@ -9,6 +9,11 @@
  * the same way, and every ambiguity (Transfer-Encoding, a repeated Content-Length, obs-fold, bare
  * CR or LF, whitespace before a colon, HTTP/1.0, Expect, Upgrade) lies outside it.
  *
+ * PARTIAL is a promise: every byte so far fits a head in the subset. The method and the fields that
+ * decide framing are checked as soon as they are complete, not when the blank line arrives, so a
+ * client that sends something node:http would refuse at once (a lowercase method, a second
+ * Content-Length) is handed over at once, instead of waiting here for a head that never completes.
+ *
  * The subset:
  *   request-line  = method SP origin-form SP "HTTP/1.1" CRLF      (method from METHODS)
  *   origin-form   = "/" *( %x21-7E except "#" )
@@ -45,7 +50,8 @@ export interface HeadLimits {
 }
 
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH']);
-
+/** Every prefix of a method (the whole method too), for a head that stops before its first SP. */
+const METHOD_PREFIXES = new Set([...METHODS].flatMap((m) => [...m, ''].map((_, k) => m.slice(0, k))));
 
 const VERSION = Buffer.from(' HTTP/1.1\r\n', 'latin1');
 const CL_DIGITS = /^(?:0|[1-9]\d{0,14})$/;
@@ -62,9 +68,9 @@ export function readRequestHead(buf: Buffer, start: number, limits: HeadLimits):
 
   // Method: tchar up to the first SP.
   let i = start;
-  while (i < limit && CHAR_CLASS[buf[i]!] === C_TOKEN) i++;
-  if (i >= limit) return incomplete(n, limit);
-  if (buf[i] !== 0x20 || i === start) return NOT_MINE;
+  while (i < limit && CHAR_CLASS[buf[i]!] === C_TOKEN && i - start < 8) i++;
+  if (i >= limit) return METHOD_PREFIXES.has(buf.toString('latin1', start, i)) ? incomplete(n, limit) : NOT_MINE;
+  if (buf[i] !== 0x20 || !METHODS.has(buf.toString('latin1', start, i))) return NOT_MINE;
   const methodEnd = i;
 
   // Target: origin-form, visible ASCII without '#'.
@@ -89,6 +95,8 @@ export function readRequestHead(buf: Buffer, start: number, limits: HeadLimits):
   // Field lines: boundaries first (name start/end, value start/end, relative to `start`), strings
   // after, from one latin1 decode of the whole head.
   const marks: number[] = [];
+  let contentLength = -1;
+  let close = false;
   let end: number;
   for (;;) {
     // i is at the start of a field line or of the blank line.
@@ -122,26 +130,12 @@ export function readRequestHead(buf: Buffer, start: number, limits: HeadLimits):
     if (buf[i + 1] !== 0x0a) return NOT_MINE;
     i += 2;
     if (marks.length >= limits.maxFields * 4) return NOT_MINE;
-    marks.push(ns - start, ne - start, vs - start, ve - start);
-  }
-
-  const text = buf.toString('latin1', start, end);
-  const method = text.slice(0, methodEnd - start);
-  if (!METHODS.has(method)) return NOT_MINE;
-  const url = text.slice(ts - start, te - start);
-  const rawHeaders: string[] = new Array(marks.length / 2);
-  let contentLength = -1;
-  let close = false;
-  for (let m = 0, h = 0; m < marks.length; m += 4, h += 2) {
-    const name = text.slice(marks[m]!, marks[m + 1]!);
-    const value = text.slice(marks[m + 2]!, marks[m + 3]!);
-    rawHeaders[h] = name;
-    rawHeaders[h + 1] = value;
     // The fields that change framing or the connection, matched by length first (cheap).
-    const len = name.length;
+    const len = ne - ns;
     if (len === 14 || len === 17 || len === 6 || len === 7 || len === 10) {
-      const lower = name.toLowerCase();
+      const lower = buf.toString('latin1', ns, ne).toLowerCase();
       if (lower === 'content-length') {
+        const value = buf.toString('latin1', vs, ve);
         if (contentLength !== -1 || !CL_DIGITS.test(value)) return NOT_MINE;
         contentLength = Number(value);
       } else if (lower === 'transfer-encoding' || lower === 'expect' || lower === 'upgrade') {
@@ -149,13 +143,23 @@ export function readRequestHead(buf: Buffer, start: number, limits: HeadLimits):
       } else if (lower === 'connection') {
         // A list of tokens (RFC 9110 §7.6.1); OWS is SP and HTAB only (String#trim would also
         // strip U+00A0, which node:http does not).
-        for (const item of value.split(',')) {
+        for (const item of buf.toString('latin1', vs, ve).split(',')) {
           const t = item.replace(OWS_EDGES, '').toLowerCase();
           if (!TOKEN.test(t) || t === 'upgrade') return NOT_MINE;
           if (t === 'close') close = true;
         }
       }
     }
+    marks.push(ns - start, ne - start, vs - start, ve - start);
+  }
+
+  const text = buf.toString('latin1', start, end);
+  const method = text.slice(0, methodEnd - start);
+  const url = text.slice(ts - start, te - start);
+  const rawHeaders: string[] = new Array(marks.length / 2);
+  for (let m = 0, h = 0; m < marks.length; m += 4, h += 2) {
+    rawHeaders[h] = text.slice(marks[m]!, marks[m + 1]!);
+    rawHeaders[h + 1] = text.slice(marks[m + 2]!, marks[m + 3]!);
   }
   return { method, url, rawHeaders, contentLength, close, end };
 }

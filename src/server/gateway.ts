@@ -337,8 +337,8 @@ export class Gateway {
   #serveHttp1(server: http.Server): void {
     this.#applyServerLimits(server, this.#table.config);
     server.on('connection', (socket: Socket) => this.#countConnection(socket));
-    server.on('request', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res));
-    server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res, true));
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res, false, false));
+    server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res, true, false));
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#onUpgrade(req, socket, head));
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.#onClientError(err, socket));
   }
@@ -439,8 +439,8 @@ export class Gateway {
     // The compatibility request/response pair offers what the pipeline uses of node:http's
     // (url, method, rawHeaders, headers, httpVersion, a Readable body; writeHead with a flat
     // header list, write/end/drain, writeContinue, headersSent, statusCode).
-    server.on('request', (req: Http2ServerRequest, res: http2.Http2ServerResponse) => this.#onRequest(req as unknown as IncomingMessage, res as unknown as ServerResponse));
-    server.on('checkContinue', (req: Http2ServerRequest, res: http2.Http2ServerResponse) => this.#onRequest(req as unknown as IncomingMessage, res as unknown as ServerResponse, true));
+    server.on('request', (req: Http2ServerRequest, res: http2.Http2ServerResponse) => this.#onRequest(req as unknown as IncomingMessage, res as unknown as ServerResponse, false, true));
+    server.on('checkContinue', (req: Http2ServerRequest, res: http2.Http2ServerResponse) => this.#onRequest(req as unknown as IncomingMessage, res as unknown as ServerResponse, true, true));
     this.#h2server = server;
     return server;
   }
@@ -479,14 +479,21 @@ export class Gateway {
     return true;
   }
 
-  #onRequest(req: IncomingMessage, res: ServerResponse, expectContinue = false): void {
+  /** `h2`: the request came from the HTTP/2 server (never from a request line's version). */
+  #onRequest(req: IncomingMessage, res: ServerResponse, expectContinue: boolean, h2: boolean): void {
     const started = performance.now();
     const table = this.#table;
-    const h2 = req.httpVersionMajor === 2;
     const conn = h2 ? ConnectionState.ofStream((req as unknown as Http2ServerRequest).stream) : ConnectionState.of(req.socket);
     const peer = conn.peer;
     this.#inFlight++;
     if (this.#closing !== undefined) res.shouldKeepAlive = false;
+    // Past this point httpVersionMajor 2 means an HTTP/2 stream (the error answers and the
+    // exchange read it so); an HTTP/1 request line saying "HTTP/2.0" or "HTTP/0.9" ends here.
+    if (!h2 && !isHttp1x(req)) {
+      res.shouldKeepAlive = false;
+      this.#reject(req, res, new GatewayError('MPG_HTTP_VERSION'), undefined, req.headers.host ?? '', peer, started);
+      return;
+    }
     if (!conn.secure && this.#acme !== undefined && req.url!.startsWith(ACME_CHALLENGE_PREFIX)) {
       this.#answerAcme(req, res, peer, started);
       return;
@@ -615,6 +622,7 @@ export class Gateway {
       this.#access?.({ host, method: req.method!, path: req.url!, status: err.status, bytes: 0, upstream: '', ms: 0, site: site ?? '', ip: peer, code: err.code });
     };
     if (this.#closing !== undefined) return refuse(new GatewayError('MPG_SHUTTING_DOWN'));
+    if (!isHttp1x(req)) return refuse(new GatewayError('MPG_HTTP_VERSION'));
     if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return refuse(new GatewayError('MPG_UPGRADE_UNSUPPORTED'));
     const r = resolve(this.#table, { url: req.url!, rawHeaders: req.rawHeaders, peer, proto: secure ? 'https' : 'http', upgrade: true, httpVersion: req.httpVersion });
     if ('error' in r) return refuse(r.error, r.site?.name, r.head.host);
@@ -649,6 +657,11 @@ export class Gateway {
     if (!running) this.#access?.({ host: '', method: '', path: '', status: gerr.status, bytes: 0, upstream: '', ms: 0, site: '', ip: peer, code: gerr.code });
     this.#log.debug({ peer, code: gerr.code, parser: code, reason: err.message }, 'client error');
   }
+}
+
+/** HTTP/1.0 or HTTP/1.1: the versions served over HTTP/1 (see MPG_HTTP_VERSION). */
+function isHttp1x(req: IncomingMessage): boolean {
+  return req.httpVersionMajor === 1 && (req.httpVersionMinor === 1 || req.httpVersionMinor === 0);
 }
 
 /** The `tls: auto` sites, as the ACME manager wants them. */

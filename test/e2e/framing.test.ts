@@ -115,6 +115,36 @@ describe('framing attacks: 400 and nothing reaches the backend', () => {
     assert.equal(bytes.bytes, 0);
   });
 
+  // llhttp parses these request lines (httpVersion "2.0", "0.9"); the pipeline once read
+  // httpVersionMajor 2 as "an HTTP/2 stream" and threw, which took the process down.
+  const VERSIONS = [
+    ['HTTP/2.0', `GET /v HTTP/2.0\r\n${H}\r\n`],
+    ['HTTP/2.0 with Expect: 100-continue', `POST /v HTTP/2.0\r\n${H}Expect: 100-continue\r\nContent-Length: 3\r\n\r\n`],
+    ['HTTP/2.0 with a WebSocket upgrade', `GET /v HTTP/2.0\r\n${H}Connection: upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`],
+    ['HTTP/0.9', `GET /v HTTP/0.9\r\n${H}\r\n`],
+    ['a request line without a version', `GET /v\r\n${H}\r\n`],
+  ] as const;
+  for (const [name, raw] of VERSIONS) {
+    it(`${name} → 505 MPG_HTTP_VERSION, closed, nothing forwarded, and the gateway serves on`, async () => {
+      const seenBefore = be.seen.length;
+      bytes.reset();
+      const from = gw.access.length;
+      const c = await RawConn.open(gw.port);
+      c.write(raw);
+      const r = await c.response();
+      assert.equal(r.status, 505, r.raw);
+      assert.equal(r.headers['x-mpgate-error'], 'MPG_HTTP_VERSION');
+      await c.waitClosed(1000);
+      await sleep(50);
+      assert.equal(be.seen.length, seenBefore, 'nothing forwarded');
+      assert.equal(bytes.bytes, 0);
+      assert.deepEqual(gw.access.slice(from).map((e) => [e.status, e.code]), [[505, 'MPG_HTTP_VERSION']]);
+      const ok = await request(`${gw.url}/after`, { headers: { host: 'x.a.com' } });
+      assert.equal(ok.statusCode, 200);
+      await ok.body.text();
+    });
+  }
+
   it('a valid request on the same probe setup still works (control)', async () => {
     const c = await RawConn.open(gw.port);
     c.write(`POST /ok HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n`);

@@ -623,14 +623,33 @@ describe('readRequestHead: limits', () => {
     refuses(`GET /${'p'.repeat(9000)} HTTP/1.1\r\n\r\n`, limits);
     assert.equal(read(`GET /${'p'.repeat(9000)}`, 0, limits), NOT_MINE);
     assert.equal(read(`GET /${'p'.repeat(8000)}`, 0, limits), PARTIAL);
-    assert.equal(read('G'.repeat(8192), 0, limits), PARTIAL);
-    assert.equal(read('G'.repeat(8193), 0, limits), NOT_MINE);
+    // A method is at most 7 bytes, so a long one is refused before any limit.
+    assert.equal(read('G'.repeat(8), 0, limits), NOT_MINE);
     // (maxFields high enough that only maxBytes can refuse them.)
     const many = { maxBytes: 8192, maxFields: 100000 };
     let fields = 'GET / HTTP/1.1\r\n';
     while (fields.length <= 9000) fields += 'A: b\r\n';
     assert.equal(read(fields, 0, many), NOT_MINE);
     assert.equal(read(fields.slice(0, 8192), 0, many), PARTIAL);
+  });
+
+  it('PARTIAL only while every byte so far fits the subset: a refusal node:http makes at once is not delayed', () => {
+    const limits = { maxBytes: 8192, maxFields: 100 };
+    for (const partial of ['', 'G', 'GE', 'GET', 'OPTIONS', 'PATC', 'GET ', 'GET /x HTTP/1.1\r\nContent-Length: 5\r\n', 'GET /x HTTP/1.1\r\nConnection: keep-alive, close\r\nHost: a\r\n']) {
+      assert.equal(read(partial, 0, limits), PARTIAL, JSON.stringify(partial));
+    }
+    const refused = [
+      'g', 'hello', 'Get', 'PROPF', 'GETS', 'OPTIONSX', 'GET\t', 'M-SEARCH ',
+      'GET /x HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n',
+      'GET /x HTTP/1.1\r\nContent-Length: 01\r\n',
+      'GET /x HTTP/1.1\r\ncontent-length: 1x\r\n',
+      'GET /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n',
+      'GET /x HTTP/1.1\r\nExpect: 100-continue\r\n',
+      'GET /x HTTP/1.1\r\nUPGRADE: websocket\r\n',
+      'GET /x HTTP/1.1\r\nConnection: upgrade\r\n',
+      'GET /x HTTP/1.1\r\nConnection: a b\r\n',
+    ];
+    for (const partial of refused) assert.equal(read(partial, 0, limits), NOT_MINE, JSON.stringify(partial));
   });
 
   it('maxBytes of 0', () => {
