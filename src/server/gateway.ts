@@ -644,9 +644,18 @@ export class Gateway {
       code === 'HPE_HEADER_OVERFLOW' ? new GatewayError('MPG_HEADERS_TOO_LARGE')
       : code === 'ERR_HTTP_REQUEST_TIMEOUT' || code === 'ERR_HTTP_HEADERS_TIMEOUT' ? new GatewayError('MPG_CLIENT_TIMEOUT')
       : new GatewayError('MPG_BAD_REQUEST', undefined, { cause: err });
-    // A response may already be on its way on this socket (pipelining); then just close.
-    if (responseStarted ?? (socket as Socket & { _httpMessage?: ServerResponse })._httpMessage?.headersSent) {
+    // The answer to an earlier request may be on this socket (pipelining). One part-written must not
+    // be cut into: close. One written whole is followed by this answer, unless it closes the
+    // connection itself. (node:http reports the error before or after that response's 'finish'
+    // depending on how it read the bytes; deciding on `headersSent` alone made the answer depend on it.)
+    // (`_last` is node:http's own "this response ends the connection", set by a `Connection: close`
+    // given to writeHead, which getHeader() does not see.)
+    const current = (socket as Socket & { _httpMessage?: (ServerResponse & { _last?: boolean }) | null })._httpMessage ?? undefined;
+    if (responseStarted ?? (current?.headersSent === true && !current.writableEnded)) {
       socket.destroy();
+    } else if (current?.writableEnded === true && (current._last === true || !current.shouldKeepAlive)) {
+      socket.once('finish', () => socket.destroy());
+      socket.end();
     } else {
       sendRawError(socket, gerr);
     }

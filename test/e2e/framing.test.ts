@@ -145,6 +145,32 @@ describe('framing attacks: 400 and nothing reaches the backend', () => {
     });
   }
 
+  it('a bad request pipelined behind one already answered gets its 400 after that answer', async () => {
+    const seenBefore = be.seen.length;
+    const c = await RawConn.open(gw.port);
+    // The 404 is written before the parser reaches the bare CR; the 400 must follow it, not vanish.
+    c.write(`GET /1 HTTP/1.1\r\nHost: nowhere.test\r\n\r\nGET /2 HTTP/1.1\rHost: x.a.com\r\n\r\n`);
+    const first = await c.response();
+    assert.equal(first.status, 404);
+    assert.equal(first.headers['x-mpgate-error'], 'MPG_NO_SITE');
+    const second = await c.response();
+    assert.equal(second.status, 400);
+    assert.equal(second.headers['x-mpgate-error'], 'MPG_BAD_REQUEST');
+    await c.waitClosed(1000);
+    assert.equal(be.seen.length, seenBefore);
+  });
+
+  it('after an answer that closes the connection, a bad request pipelined behind it gets nothing more', async () => {
+    const c = await RawConn.open(gw.port);
+    // A body for an unknown host: the 404 closes the connection (the body is not read).
+    c.write(`POST /1 HTTP/1.1\r\nHost: nowhere.test\r\nContent-Length: 3\r\n\r\nxyzGET /2 HTTP/1.1\r\nxyz\r\n\r\n`);
+    const first = await c.response();
+    assert.equal(first.status, 404);
+    assert.equal(first.headers.connection, 'close');
+    await c.waitClosed(1000);
+    assert.equal(c.text.indexOf('HTTP/1.1', 1), -1, `one answer only: ${c.text}`);
+  });
+
   it('a valid request on the same probe setup still works (control)', async () => {
     const c = await RawConn.open(gw.port);
     c.write(`POST /ok HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n`);

@@ -295,11 +295,13 @@ describe('fast path and node:http answer every input alike', { timeout: 180_000 
 
   /**
    * Runs inputs through both gateways, `width` at a time. Returns the inputs that differ, explained,
-   * and how many matched only once node:http got them cut after the requests the front served.
+   * how many matched only once node:http got them cut after the requests the front served, and how
+   * many only on a second try.
    */
-  async function compare(inputs: string[], width = 8): Promise<{ diffs: string[]; cut: number }> {
+  async function compare(inputs: string[], width = 8): Promise<{ diffs: string[]; cut: number; retried: number }> {
     const diffs: string[] = [];
     let cut = 0;
+    let retried = 0;
     for (let i = 0; i < inputs.length; i += width) {
       await Promise.all(inputs.slice(i, i + width).map(async (text) => {
         const input = Buffer.from(text, 'latin1');
@@ -311,10 +313,17 @@ describe('fast path and node:http answer every input alike', { timeout: 180_000 
           cut++;
           return;
         }
+        // A second try of both, against a difference in timing on a busy machine (not seen so far):
+        // a real difference shows again.
+        const [f2, n2] = await Promise.all([exchange(fast.port, [input], normalise), exchange(node.port, pieces.length > 1 ? pieces : [input], normalise)]);
+        if (same(f2, n2)) {
+          retried++;
+          return;
+        }
         diffs.push(`input ${JSON.stringify(text)}\n  fast path ${show(f)}\n  node:http ${show(n)}${again ? `\n  node:http, cut after ${f.served} request(s) ${show(again)}` : ''}`);
       }));
     }
-    return { diffs, cut };
+    return { diffs, cut, retried };
   }
 
   it('the hand-written inputs, and the front served some of them itself', async () => {
@@ -352,15 +361,14 @@ describe('fast path and node:http answer every input alike', { timeout: 180_000 
     }
     fastBe.log.length = 0;
     nodeBe.log.length = 0;
-    const { diffs, cut } = await compare(inputs);
+    const { diffs, cut, retried } = await compare(inputs);
     assert.deepEqual(diffs, [], `seed ${seed}: ${diffs.length} of ${inputs.length} inputs differ`);
-    t.diagnostic(`seed ${seed}: ${inputs.length} inputs, ${cut} matched once cut after the requests the front served`);
-    // node:http saw every request the front forwarded (it sees more: the cut inputs went to it twice).
-    const left = [...nodeBe.log];
-    for (const r of fastBe.log) {
-      const k = left.indexOf(r);
-      assert.ok(k !== -1, `the fast path forwarded ${r}, node:http did not`);
-      left.splice(k, 1);
-    }
+    t.diagnostic(`seed ${seed}: ${inputs.length} inputs, ${cut} matched once cut after the requests the front served, ${retried} on a second try`);
+    // Every request the front forwarded, node:http forwarded too, on the first try or the cut one
+    // (what the backend received is in each echo, compared above; this catches what never came back).
+    const target = (line: string) => line.split(' ').slice(0, 2).join(' ');
+    const forwardedByNode = new Set(nodeBe.log.map(target));
+    const onlyFast = [...new Set(fastBe.log.map(target))].filter((r) => !forwardedByNode.has(r));
+    assert.deepEqual(onlyFast, [], 'requests only the fast path forwarded');
   });
 });
