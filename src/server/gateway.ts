@@ -337,9 +337,9 @@ export class Gateway {
   #serveHttp1(server: http.Server): void {
     this.#applyServerLimits(server, this.#table.config);
     server.on('connection', (socket: Socket) => this.#countConnection(socket));
-    server.on('request', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res, false, false));
-    server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res, true, false));
-    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#onUpgrade(req, socket, head));
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => this.#guard(req, res, () => this.#onRequest(req, res, false, false)));
+    server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.#guard(req, res, () => this.#onRequest(req, res, true, false)));
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#guard(req, socket, () => this.#onUpgrade(req, socket, head)));
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.#onClientError(err, socket));
   }
 
@@ -352,7 +352,11 @@ export class Gateway {
   #front(toNode: (socket: Socket) => void): H1Front {
     const front = new H1Front(
       {
-        serve: (req, res) => this.#onFastRequest(req, res),
+        serve: (req, res) => {
+          let taken = true;
+          this.#guard(req, res, () => (taken = this.#onFastRequest(req, res)));
+          return taken;
+        },
         clientError: (err, socket, responseStarted) => this.#onClientError(err, socket, responseStarted),
       },
       toNode,
@@ -439,8 +443,12 @@ export class Gateway {
     // The compatibility request/response pair offers what the pipeline uses of node:http's
     // (url, method, rawHeaders, headers, httpVersion, a Readable body; writeHead with a flat
     // header list, write/end/drain, writeContinue, headersSent, statusCode).
-    server.on('request', (req: Http2ServerRequest, res: http2.Http2ServerResponse) => this.#onRequest(req as unknown as IncomingMessage, res as unknown as ServerResponse, false, true));
-    server.on('checkContinue', (req: Http2ServerRequest, res: http2.Http2ServerResponse) => this.#onRequest(req as unknown as IncomingMessage, res as unknown as ServerResponse, true, true));
+    server.on('request', (req: Http2ServerRequest, res: http2.Http2ServerResponse) => {
+      this.#guard(req, res as unknown as ServerResponse, () => this.#onRequest(req as unknown as IncomingMessage, res as unknown as ServerResponse, false, true));
+    });
+    server.on('checkContinue', (req: Http2ServerRequest, res: http2.Http2ServerResponse) => {
+      this.#guard(req, res as unknown as ServerResponse, () => this.#onRequest(req as unknown as IncomingMessage, res as unknown as ServerResponse, true, true));
+    });
     this.#h2server = server;
     return server;
   }
@@ -460,6 +468,30 @@ export class Gateway {
   }
 
   // ---- request pipeline ------------------------------------------------------------------------
+
+  /**
+   * Runs one entry into the pipeline so that a bug costs one request, never the process: an
+   * exception thrown on the way in is logged with its stack and answered 500 MPG_INTERNAL (or the
+   * connection is closed when an answer has begun). A request counted in flight before the throw
+   * is uncounted, so shutdown does not wait for it.
+   */
+  #guard(req: RequestView, out: ResponseView | Duplex, run: () => void): void {
+    const inFlight = this.#inFlight;
+    try {
+      run();
+    } catch (err) {
+      if (this.#inFlight > inFlight) this.#requestDone();
+      this.#log.error({ err, method: req.method, path: req.url }, 'internal error while handling a request (a bug in mpgate: please report it)');
+      const error = new GatewayError('MPG_INTERNAL', undefined, { cause: err });
+      try {
+        if ('writeHead' in out) sendError(req, out, error, undefined, true);
+        else sendRawError(out, error);
+      } catch {
+        out.destroy();
+      }
+      this.#access?.({ host: req.headers.host ?? '', method: req.method ?? '', path: req.url ?? '', status: 500, bytes: 0, upstream: '', ms: 0, site: '', ip: '', code: error.code });
+    }
+  }
 
   /**
    * The fast path's requests (plain HTTP/1.1, Content-Length framing): a plain proxied request

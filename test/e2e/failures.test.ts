@@ -10,6 +10,7 @@ import net from 'node:net';
 import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
+import { RoutingTable } from '../../src/server/routing-table.js';
 import { closedPort, curl, startBackend, startGateway, waitFor, type Backend, type TestGateway } from '../helpers.js';
 import { RawConn, sleep, waitFound, watchConnects } from './support.js';
 
@@ -373,4 +374,54 @@ describe('client goes away', () => {
       }
     });
   }
+});
+
+describe('a bug in the pipeline costs one request, not the process', () => {
+  // A planted bug: route matching throws for one path. Every entry (fast path, node:http, WebSocket
+  // upgrade) routes through it, after the request has been counted in flight on some of them.
+  const matchRoute = RoutingTable.matchRoute;
+  let be: Backend;
+  let gw: TestGateway;
+  before(async () => {
+    RoutingTable.matchRoute = (site, path) => {
+      if (path === '/boom') throw new Error('planted bug');
+      return matchRoute(site, path);
+    };
+    be = await startBackend();
+    gw = await startGateway({ sites: [{ name: 'a', hosts: ['a.test'], upstream: be.url }] });
+  });
+  after(async () => {
+    RoutingTable.matchRoute = matchRoute;
+    await gw?.close(500);
+    await be?.close();
+  });
+
+  const H = 'Host: a.test\r\n';
+  const cases = [
+    ['a fast-path GET', `GET /boom HTTP/1.1\r\n${H}\r\n`],
+    ['a chunked POST (node:http)', `POST /boom HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n`],
+    ['an HTTP/1.0 GET (node:http)', `GET /boom HTTP/1.0\r\n${H}\r\n`],
+    ['a WebSocket upgrade', `GET /boom HTTP/1.1\r\n${H}Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`],
+  ] as const;
+  for (const [name, raw] of cases) {
+    it(`${name}: 500 MPG_INTERNAL, the connection closed, the next request served`, async () => {
+      const from = gw.access.length;
+      const c = await RawConn.open(gw.port);
+      c.write(raw);
+      const r = await c.response();
+      assert.equal(r.status, 500, r.raw);
+      assert.equal(r.headers['x-mpgate-error'], 'MPG_INTERNAL');
+      await c.waitClosed(1000);
+      assert.deepEqual(gw.access.slice(from).map((e) => [e.status, e.code, e.path]), [[500, 'MPG_INTERNAL', '/boom']]);
+      const ok = await request(`${gw.url}/fine`, { headers: { host: 'a.test' } });
+      assert.equal(ok.statusCode, 200);
+      await ok.body.text();
+    });
+  }
+
+  it('shutdown does not wait for the requests that failed (none is left counted in flight)', async () => {
+    const started = performance.now();
+    await gw.close(20_000);
+    assert.ok(performance.now() - started < 10_000, `close took ${Math.round(performance.now() - started)} ms of its 20 s grace`);
+  });
 });

@@ -18,6 +18,7 @@ import { configFromObject } from '../../src/config/load.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { ConfigError } from '../../src/core/errors.js';
 import { Gateway } from '../../src/server/gateway.js';
+import { RoutingTable } from '../../src/server/routing-table.js';
 import { curl, rawRequest, runCli, startBackend, startGateway, waitFor, type Backend, type TestGateway } from '../helpers.js';
 import { issue, issueWithDates, tempDir, type Issued } from '../support/tls-fixtures.js';
 
@@ -192,6 +193,22 @@ describe('HTTPS listener: SNI, ALPN (h2 + http/1.1), wss, redirects, HSTS', () =
     const miss = await curl(['--cacert', ca.certFile, '--resolve', `nobody.test:${httpsPort}:127.0.0.1`, `https://nobody.test:${httpsPort}/`, '--http2', '-k']);
     assert.equal(miss.status, 404);
     assert.equal(miss.headers['x-mpgate-error'], 'MPG_NO_SITE');
+  });
+
+  it('a bug in the pipeline costs one HTTP/2 request: 500 MPG_INTERNAL, and the next is served', async () => {
+    const matchRoute = RoutingTable.matchRoute;
+    RoutingTable.matchRoute = (site, path) => {
+      if (path === '/boom') throw new Error('planted bug');
+      return matchRoute(site, path);
+    };
+    try {
+      const r = await get('a.test', '/boom', ['--http2']);
+      assert.equal(r.status, 500);
+      assert.equal(r.headers['x-mpgate-error'], 'MPG_INTERNAL');
+    } finally {
+      RoutingTable.matchRoute = matchRoute;
+    }
+    assert.equal((await get('a.test', '/fine', ['--http2'])).status, 200);
   });
 
   it('HTTP/2 limits answer like HTTP/1.1: oversize head 431, too many fields 431, a streamed body over the limit 413', async () => {
