@@ -90,6 +90,8 @@ export class Gateway {
       access: this.#access,
       onUpstreamDown,
       connectTimeout: config.upstream.connectTimeout,
+      responseTimeout: config.upstream.responseTimeout,
+      maxHeadSize: config.limits.maxHeaderSize,
       idleTimeout: config.limits.websocketIdleTimeout,
       track: (client, upstream) => {
         this.#tunnels.set(client, upstream);

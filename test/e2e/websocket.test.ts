@@ -7,12 +7,12 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import http, { type IncomingMessage } from 'node:http';
-import type net from 'node:net';
+import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import WebSocket, { WebSocketServer } from 'ws';
 import { configFromObject } from '../../src/config/load.js';
-import { closedPort, startGateway, waitFor, type TestGateway } from '../helpers.js';
-import { RawConn, countBytes, waitFound } from './support.js';
+import { closedPort, startBackend, startGateway, waitFor, type Backend, type TestGateway } from '../helpers.js';
+import { RawConn, countBytes, sleep, waitFound } from './support.js';
 
 interface WsBackend {
   name: string;
@@ -221,6 +221,161 @@ describe('WebSocket relaying', () => {
     await closeWs(old);
     await closeWs(fresh);
     await waitFor(() => gw.gateway.tunnels === 0, 2000, 'both tunnels to close');
+  });
+});
+
+/**
+ * A raw TCP upstream for handshake probes: records every byte it receives (with the time) and
+ * answers each connection with `answer(socket, head)` once the request head is in.
+ */
+async function rawUpstream(answer: (socket: net.Socket, head: string) => void): Promise<{ url: string; received: { at: number; text: string }[]; heads: string[]; close(): Promise<void> }> {
+  const received: { at: number; text: string }[] = [];
+  const heads: string[] = [];
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    let buf = '';
+    let answered = false;
+    socket.on('data', (c: Buffer) => {
+      received.push({ at: performance.now(), text: c.toString('latin1') });
+      buf += c.toString('latin1');
+      const end = buf.indexOf('\r\n\r\n');
+      if (!answered && end !== -1) {
+        answered = true;
+        heads.push(buf.slice(0, end));
+        answer(socket, buf.slice(0, end));
+      }
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as net.AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}`, received, heads,
+    close: () => new Promise<void>((r) => {
+      for (const s of sockets) s.destroy();
+      server.close(() => r());
+    }),
+  };
+}
+
+const HANDSHAKE = (path: string, host = 'ws.test') =>
+  `GET ${path} HTTP/1.1\r\nHost: ${host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`;
+const ACCEPT = 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n';
+
+describe('the WebSocket handshake: nothing of the client goes upstream before a 101', () => {
+  let plain: Backend;
+  // Every gateway is closed in after(), so a failing test leaves nothing running.
+  const gws: TestGateway[] = [];
+  const gateway = async (config: Parameters<typeof startGateway>[0]): Promise<TestGateway> => {
+    const gw = await startGateway(config);
+    gws.push(gw);
+    return gw;
+  };
+  const ups: { close(): Promise<void> }[] = [];
+  const upstream = async (answer: (socket: net.Socket, head: string) => void) => {
+    const u = await rawUpstream(answer);
+    ups.push(u);
+    return u;
+  };
+
+  before(async () => {
+    // A backend without WebSocket support: node:http answers the upgrade request as a plain GET, 200, keep-alive.
+    plain = await startBackend((req, res) => res.end(`plain ${req.url}`));
+  });
+  after(async () => {
+    await Promise.all(gws.map((g) => g.close(200)));
+    await plain?.close();
+    await Promise.all(ups.map((u) => u.close()));
+  });
+
+  it('an upstream answering 200 (no WebSocket support): relayed with Connection: close; a request sent after it never reaches the upstream', async () => {
+    const gw = await gateway({ sites: [{ name: 'p', hosts: ['ws.test'], routes: [{ path: '/public', upstream: plain.url }] }] });
+    const c = await RawConn.open(gw.port);
+    c.write(HANDSHAKE('/public/ws'));
+    const r = await c.response();
+    assert.equal(r.status, 200);
+    assert.equal(r.body, 'plain /public/ws');
+    assert.equal(r.headers.connection, 'close');
+    // The classic smuggling attempt: a request outside the route, with a forged client address.
+    c.write('GET /admin HTTP/1.1\r\nHost: ws.test\r\nX-Real-IP: 10.0.0.1\r\n\r\n');
+    await c.waitClosed(2000);
+    await sleep(50);
+    assert.deepEqual(plain.seen.map((q) => q.url), ['/public/ws'], 'only the handshake reached the backend');
+    const e = await waitFound(() => gw.access.find((x) => x.path === '/public/ws'));
+    assert.equal(e.status, 200);
+    await waitFor(() => gw.gateway.tunnels === 0, 2000, 'the refused tunnel to be closed');
+    await gw.close(200);
+  });
+
+  it('a chunked refusal is relayed whole, close-delimited', async () => {
+    const u = await upstream((socket) => socket.write('HTTP/1.1 426 Upgrade Required\r\nTransfer-Encoding: chunked\r\nX-Why: nope\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n'));
+    const gw = await gateway({ sites: [{ name: 'p', hosts: ['ws.test'], upstream: u.url }] });
+    const c = await RawConn.open(gw.port);
+    c.write(HANDSHAKE('/ws'));
+    await c.waitClosed(2000);
+    const r = await c.response();
+    assert.equal(r.status, 426);
+    assert.equal(r.headers['x-why'], 'nope');
+    assert.equal(r.headers['transfer-encoding'], undefined);
+    assert.equal(r.headers.connection, 'close');
+    assert.equal(r.body, 'hello world');
+    await gw.close(200);
+  });
+
+  it('bytes the client sends right after its handshake reach the upstream only once it has answered 101', async () => {
+    let answeredAt = 0;
+    const u = await upstream((socket) => setTimeout(() => {
+      answeredAt = performance.now();
+      socket.write(`${ACCEPT}from-upstream`);
+    }, 300));
+    const gw = await gateway({ sites: [{ name: 'p', hosts: ['ws.test'], upstream: u.url }] });
+    const c = await RawConn.open(gw.port);
+    c.write(`${HANDSHAKE('/ws')}early-bytes`);
+    await waitFor(() => c.text.includes('from-upstream'), 3000, 'the 101 and the upstream bytes');
+    assert.ok(c.text.startsWith('HTTP/1.1 101 Switching Protocols\r\n'), c.text);
+    await waitFor(() => u.received.some((r) => r.text.includes('early-bytes')), 2000, 'the early bytes upstream');
+    const early = u.received.find((r) => r.text.includes('early-bytes'))!;
+    assert.ok(early.at >= answeredAt, 'the early bytes arrived after the 101 was sent');
+    assert.ok(!u.received[0]!.text.includes('early-bytes'), 'not together with the handshake');
+    c.write('later-bytes');
+    await waitFor(() => u.received.some((r) => r.text.includes('later-bytes')), 2000, 'the tunnel carries bytes');
+    c.destroy();
+    await gw.close(200);
+  });
+
+  it('an upstream closing without an answer: 502 MPG_UPSTREAM_RESET; garbage: 502 MPG_UPSTREAM_BAD_RESPONSE', async () => {
+    const gone = await upstream((socket) => socket.destroy());
+    const junk = await upstream((socket) => socket.write('SSH-2.0-OpenSSH\r\n\r\n'));
+    const gw = await gateway({ sites: [{ name: 'g', hosts: ['gone.test'], upstream: gone.url }, { name: 'j', hosts: ['junk.test'], upstream: junk.url }] });
+    for (const [host, code] of [['gone.test', 'MPG_UPSTREAM_RESET'], ['junk.test', 'MPG_UPSTREAM_BAD_RESPONSE']] as const) {
+      const c = await RawConn.open(gw.port);
+      c.write(HANDSHAKE('/ws', host));
+      const r = await c.response();
+      assert.equal(r.status, 502, `${host}: ${r.raw}`);
+      assert.equal(r.headers['x-mpgate-error'], code);
+      await c.waitClosed(1000);
+      const e = await waitFound(() => gw.access.find((x) => x.host === host));
+      assert.deepEqual([e.status, e.code], [502, code]);
+    }
+    await gw.close(200);
+  });
+
+  it('an upstream that never answers: 504 MPG_UPSTREAM_TIMEOUT after upstream.responseTimeout', async () => {
+    const silent = await upstream(() => {});
+    const gw = await gateway({ upstream: { responseTimeout: '300ms' }, sites: [{ name: 's', hosts: ['ws.test'], upstream: silent.url }] });
+    const c = await RawConn.open(gw.port);
+    const sent = performance.now();
+    c.write(HANDSHAKE('/ws'));
+    const r = await c.response();
+    assert.equal(r.status, 504);
+    assert.equal(r.headers['x-mpgate-error'], 'MPG_UPSTREAM_TIMEOUT');
+    assert.ok(performance.now() - sent >= 250, 'not before the timeout');
+    await c.waitClosed(1000);
+    await waitFor(() => gw.gateway.tunnels === 0, 2000, 'nothing left open');
+    await gw.close(200);
   });
 });
 
