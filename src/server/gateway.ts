@@ -661,6 +661,11 @@ export class Gateway {
     const r = resolve(this.#table, { url: req.url!, rawHeaders: req.rawHeaders, peer, proto: secure ? 'https' : 'http', upgrade: true, httpVersion: req.httpVersion });
     if ('error' in r) return refuse(r.error, r.site?.name, r.head.host);
     if ('redirect' in r) return; // resolve() never redirects an upgrade
+    // A relay route forwards only paths its checks and allow list passed, and an OCR route has no
+    // upstream: a tunnel to either would go around them.
+    if (r.route.relay !== undefined || r.route.ocr !== undefined) {
+      return refuse(new GatewayError('MPG_UPGRADE_UNSUPPORTED', 'WebSocket upgrades are proxied on upstream routes, not on relay or OCR routes'), r.route.site.name, r.head.host);
+    }
     proxyWebSocket(this.#tunnelHooks, req, socket, head, r.route, r.head.headers, r.path, r.head.host, r.head.clientIp, started);
   }
 

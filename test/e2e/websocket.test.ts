@@ -379,6 +379,30 @@ describe('the WebSocket handshake: nothing of the client goes upstream before a 
   });
 });
 
+describe('WebSocket upgrades on relay and OCR routes', () => {
+  it('are refused 400 MPG_UPGRADE_UNSUPPORTED, and nothing reaches the relay backend (its path checks and allow list cannot be tunnelled around)', async () => {
+    const u = await rawUpstream((socket) => socket.write(ACCEPT));
+    const gw = await startGateway({
+      sites: [{ name: 'r', hosts: ['r.test'], routes: [{ path: '/relay', relay: { upstream: `${u.url}/api`, allow: ['/ok'] } }, { path: '/ocr', ocr: {} }] }],
+    });
+    try {
+      for (const path of ['/relay?method=ok', '/relay?method=../../admin', '/relay/secret', '/ocr']) {
+        const c = await RawConn.open(gw.port);
+        c.write(HANDSHAKE(path, 'r.test'));
+        const r = await c.response();
+        assert.equal(r.status, 400, `${path}: ${r.raw}`);
+        assert.equal(r.headers['x-mpgate-error'], 'MPG_UPGRADE_UNSUPPORTED');
+        await c.waitClosed(1000);
+      }
+      await sleep(50);
+      assert.deepEqual(u.heads, [], 'the relay backend was not contacted');
+    } finally {
+      await gw.close(200);
+      await u.close();
+    }
+  });
+});
+
 describe('graceful close with open WebSockets', () => {
   it('gateway.close(graceMs) lets WebSockets run for the grace period, then ends them', { timeout: 8000 }, async () => {
     const backend = await startWsBackend('g');
