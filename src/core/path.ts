@@ -21,6 +21,26 @@ export function hasDotSegments(path: string): boolean {
   return DOT_SEGMENT.test(path);
 }
 
+const HIDDEN_SEPARATOR = /%2f|%5c|\\/i;
+
+/**
+ * True when a segment hides a dot segment behind an encoded slash or a backslash ("..%2fadmin",
+ * "%2e%2e%5cx", "..\\x"): harmless to mpgate, which splits on "/" only, but an upstream that
+ * decodes "%2f" or reads "\\" as a separator before resolving dot segments (nginx, many
+ * frameworks) would climb out of the path it was given.
+ */
+export function hidesDotSegments(path: string): boolean {
+  if (!HIDDEN_SEPARATOR.test(path)) return false;
+  for (const seg of path.split('/')) {
+    if (!HIDDEN_SEPARATOR.test(seg)) continue;
+    for (const piece of seg.split(/%2f|%5c|\\/i)) {
+      const decoded = piece.replace(/%2e/gi, '.');
+      if (decoded === '.' || decoded === '..') return true;
+    }
+  }
+  return false;
+}
+
 /**
  * RFC 3986 §5.2.4 remove_dot_segments, treating "%2e" as "." (nginx does the same when it
  * normalises a URI). Returns undefined when ".." would climb above the root.

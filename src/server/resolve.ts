@@ -5,7 +5,7 @@
  */
 import { GatewayError } from '../core/errors.js';
 import { getField, setField, upstreamHeaders, type UpstreamHead } from '../core/headers.js';
-import { removeDotSegments, splitTarget } from '../core/path.js';
+import { hidesDotSegments, removeDotSegments, splitTarget } from '../core/path.js';
 import { RoutingTable, type Route, type Site } from './routing-table.js';
 
 export interface Resolved {
@@ -48,6 +48,7 @@ export function resolve(table: RoutingTable, input: ResolveInput): Resolved | Re
   // routes by Host alone, so only origin-form is accepted (RFC 9112 §3.2.1).
   if (input.url.charCodeAt(0) !== 47 /* / */) return { error: new GatewayError('MPG_BAD_PATH'), site, head };
   const { path: rawPath, query } = splitTarget(input.url);
+  if (hidesDotSegments(rawPath)) return { error: new GatewayError('MPG_BAD_PATH', 'a dot segment behind an encoded slash or a backslash'), site, head };
   const path = removeDotSegments(rawPath);
   if (path === undefined) return { error: new GatewayError('MPG_BAD_PATH', 'path climbs above the root'), site, head };
 
@@ -56,8 +57,13 @@ export function resolve(table: RoutingTable, input: ResolveInput): Resolved | Re
 
   let target: string;
   if (route.stripPrefix) {
+    // A prefix without a trailing slash can end inside a segment ("/api" of "/api../x"), so what
+    // is left can start with dot segments of its own: normalised again, they must not climb above
+    // the upstream's base path (nginx's "off-by-slash" escape, /v1/../x).
     const rest = path.slice(route.path.length);
-    target = (rest.startsWith('/') ? rest : `/${rest}`) + query;
+    const stripped = removeDotSegments(rest.startsWith('/') ? rest : `/${rest}`);
+    if (stripped === undefined) return { error: new GatewayError('MPG_BAD_PATH', 'path climbs above the route'), site, head };
+    target = stripped + query;
   } else {
     // Unchanged bytes when nothing had to be normalised: the upstream sees exactly what was sent.
     target = path === rawPath ? input.url : path + query;

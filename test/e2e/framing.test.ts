@@ -40,6 +40,9 @@ const PROBES: Probe[] = [
   { name: 'absolute-form target', raw: `GET http://other/ HTTP/1.1\r\n${H}\r\n`, code: 'MPG_BAD_PATH' },
   { name: 'path climbing above the root', raw: `GET /../etc HTTP/1.1\r\n${H}\r\n`, code: 'MPG_BAD_PATH' },
   { name: 'encoded path climbing above the root', raw: `GET /a/%2e%2E/%2e%2e/etc HTTP/1.1\r\n${H}\r\n`, code: 'MPG_BAD_PATH' },
+  { name: 'a dot segment behind an encoded slash', raw: `GET /pub/..%2fadmin HTTP/1.1\r\n${H}\r\n`, code: 'MPG_BAD_PATH' },
+  { name: 'a dot segment behind an encoded backslash', raw: `GET /pub/%2e%2e%5cadmin HTTP/1.1\r\n${H}\r\n`, code: 'MPG_BAD_PATH' },
+  { name: 'a dot segment behind a backslash', raw: `GET /pub/..\\admin HTTP/1.1\r\n${H}\r\n`, code: 'MPG_BAD_PATH' },
   {
     name: 'CL.TE smuggling: a second request hidden in the body',
     raw: `POST /p HTTP/1.1\r\n${H}Content-Length: 44\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /admin HTTP/1.1\r\nHost: x.a.com\r\n\r\n`,
@@ -180,6 +183,40 @@ describe('framing attacks: 400 and nothing reaches the backend', () => {
     const echo = JSON.parse(r.body) as { url: string; body: string };
     assert.equal(echo.url, '/ok');
     assert.equal(echo.body, 'abc');
+  });
+});
+
+describe('stripPrefix cannot climb above the upstream base path', () => {
+  let be: Backend;
+  let gw: TestGateway;
+  before(async () => {
+    be = await startBackend();
+    gw = await startGateway({ sites: [{ name: 'a', hosts: ['x.a.com'], routes: [{ path: '/api', upstream: `${be.url}/v1`, stripPrefix: true }] }] });
+  });
+  after(async () => {
+    await gw.close(500);
+    await be.close();
+  });
+
+  // "/api" ends inside a segment, so "/api../admin" leaves "../admin" once stripped: the
+  // upstream would be asked for /v1/../admin (nginx's "off-by-slash" escape).
+  for (const path of ['/api../admin', '/api..', '/api%2e%2e/admin', '/api.%2e/x']) {
+    it(`${path} → 400 MPG_BAD_PATH, nothing forwarded`, async () => {
+      const seen = be.seen.length;
+      const r = await request(`${gw.url}${path}`, { headers: { host: 'x.a.com' } });
+      assert.equal(r.statusCode, 400);
+      assert.equal(r.headers['x-mpgate-error'], 'MPG_BAD_PATH');
+      await r.body.text();
+      assert.equal(be.seen.length, seen);
+    });
+  }
+
+  it('what stays inside is forwarded under the base path (nginx prefix semantics kept: /apifoo is /v1/foo)', async () => {
+    for (const [path, url] of [['/api/x', '/v1/x'], ['/api', '/v1/'], ['/apifoo', '/v1/foo'], ['/api/a/../b?q=1', '/v1/b?q=1'], ['/api..x/y', '/v1/..x/y']]) {
+      const r = await request(`${gw.url}${path}`, { headers: { host: 'x.a.com' } });
+      assert.equal(r.statusCode, 200, path);
+      assert.equal((JSON.parse(await r.body.text()) as { url: string }).url, url, path);
+    }
   });
 });
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { hasDotSegments, removeDotSegments, splitTarget } from '../../src/core/path.js';
+import { hasDotSegments, hidesDotSegments, removeDotSegments, splitTarget } from '../../src/core/path.js';
 
 describe('splitTarget', () => {
   it('splits at the first "?", keeping it with the query', () => {
@@ -116,6 +116,20 @@ describe('removeDotSegments', () => {
   it('returns a path without dot segments unchanged, as the same string', () => {
     for (const p of ['/', '/a/b', '/a.b/c..d/.e', '/...', '/a//b/', '/%2e%2e%2e']) {
       assert.equal(removeDotSegments(p), p);
+    }
+  });
+});
+
+describe('hidesDotSegments', () => {
+  it('finds dot segments behind an encoded slash, an encoded backslash or a backslash', () => {
+    for (const p of ['/pub/..%2fadmin', '/pub/..%2Fadmin', '/a/%2e%2e%5cx', '/a/..\\x', '/a/x%2f..', '/a/x%2f.%2fy', '/%2e%2e%2F%2e%2e%2fetc', '/a\\..\\b']) {
+      assert.equal(hidesDotSegments(p), true, p);
+    }
+  });
+
+  it('leaves encoded slashes and backslashes without dot segments, and plain dot segments, alone', () => {
+    for (const p of ['/a%2fb', '/a/b%5cc', '/a\\b', '/a/../b', '/a/..%2e/b', '/a/...%2fb', '/a/.x%2fb', '/', '/..a%2f', '/x?q=..%2f']) {
+      assert.equal(hidesDotSegments(p), false, p);
     }
   });
 });
