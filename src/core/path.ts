@@ -22,19 +22,22 @@ export function hasDotSegments(path: string): boolean {
 }
 
 const HIDDEN_SEPARATOR = /%2f|%5c|\\/i;
+const MAYBE_HIDDEN = /%2f|%5c|\\|;/i;
 
 /**
  * True when a segment hides a dot segment behind an encoded slash or a backslash ("..%2fadmin",
- * "%2e%2e%5cx", "..\\x"): harmless to mpgate, which splits on "/" only, but an upstream that
- * decodes "%2f" or reads "\\" as a separator before resolving dot segments (nginx, many
- * frameworks) would climb out of the path it was given.
+ * "%2e%2e%5cx", "..\\x") or in front of path parameters ("..;/admin"): harmless to mpgate, which
+ * splits on "/" only, but an upstream that decodes "%2f", reads "\\" as a separator or drops
+ * ";params" before resolving dot segments (nginx, Tomcat and Spring, many frameworks) would
+ * climb out of the path it was given.
  */
 export function hidesDotSegments(path: string): boolean {
-  if (!HIDDEN_SEPARATOR.test(path)) return false;
+  if (!MAYBE_HIDDEN.test(path)) return false;
   for (const seg of path.split('/')) {
-    if (!HIDDEN_SEPARATOR.test(seg)) continue;
-    for (const piece of seg.split(/%2f|%5c|\\/i)) {
-      const decoded = piece.replace(/%2e/gi, '.');
+    if (!MAYBE_HIDDEN.test(seg)) continue;
+    for (const piece of seg.split(HIDDEN_SEPARATOR)) {
+      const semi = piece.indexOf(';');
+      const decoded = (semi === -1 ? piece : piece.slice(0, semi)).replace(/%2e/gi, '.');
       if (decoded === '.' || decoded === '..') return true;
     }
   }

@@ -62,7 +62,7 @@ export function resolve(table: RoutingTable, input: ResolveInput): Resolved | Re
     // the upstream's base path (nginx's "off-by-slash" escape, /v1/../x).
     const rest = path.slice(route.path.length);
     const stripped = removeDotSegments(rest.startsWith('/') ? rest : `/${rest}`);
-    if (stripped === undefined) return { error: new GatewayError('MPG_BAD_PATH', 'path climbs above the route'), site, head };
+    if (stripped === undefined || hidesDotSegments(stripped)) return { error: new GatewayError('MPG_BAD_PATH', 'path climbs above the route'), site, head };
     target = stripped + query;
   } else {
     // Unchanged bytes when nothing had to be normalised: the upstream sees exactly what was sent.

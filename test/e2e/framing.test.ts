@@ -42,6 +42,7 @@ const PROBES: Probe[] = [
   { name: 'encoded path climbing above the root', raw: `GET /a/%2e%2E/%2e%2e/etc HTTP/1.1\r\n${H}\r\n`, code: 'MPG_BAD_PATH' },
   { name: 'a dot segment behind an encoded slash', raw: `GET /pub/..%2fadmin HTTP/1.1\r\n${H}\r\n`, code: 'MPG_BAD_PATH' },
   { name: 'a dot segment behind an encoded backslash', raw: `GET /pub/%2e%2e%5cadmin HTTP/1.1\r\n${H}\r\n`, code: 'MPG_BAD_PATH' },
+  { name: 'a dot segment in front of path parameters (Tomcat reads "..;" as "..")', raw: `GET /pub/..;/admin HTTP/1.1\r\n${H}\r\n`, code: 'MPG_BAD_PATH' },
   { name: 'a dot segment behind a backslash', raw: `GET /pub/..\\admin HTTP/1.1\r\n${H}\r\n`, code: 'MPG_BAD_PATH' },
   {
     name: 'CL.TE smuggling: a second request hidden in the body',
@@ -200,7 +201,7 @@ describe('stripPrefix cannot climb above the upstream base path', () => {
 
   // "/api" ends inside a segment, so "/api../admin" leaves "../admin" once stripped: the
   // upstream would be asked for /v1/../admin (nginx's "off-by-slash" escape).
-  for (const path of ['/api../admin', '/api..', '/api%2e%2e/admin', '/api.%2e/x']) {
+  for (const path of ['/api../admin', '/api..', '/api%2e%2e/admin', '/api.%2e/x', '/api..;/admin']) {
     it(`${path} → 400 MPG_BAD_PATH, nothing forwarded`, async () => {
       const seen = be.seen.length;
       const r = await request(`${gw.url}${path}`, { headers: { host: 'x.a.com' } });

@@ -127,8 +127,14 @@ describe('hidesDotSegments', () => {
     }
   });
 
-  it('leaves encoded slashes and backslashes without dot segments, and plain dot segments, alone', () => {
-    for (const p of ['/a%2fb', '/a/b%5cc', '/a\\b', '/a/../b', '/a/..%2e/b', '/a/...%2fb', '/a/.x%2fb', '/', '/..a%2f', '/x?q=..%2f']) {
+  it('finds dot segments in front of path parameters (Tomcat and Spring drop ";..." before resolving them)', () => {
+    for (const p of ['/pub/..;/admin', '/a/..;x=1/b', '/a/%2e%2e;/b', '/a/.;/b', '/a/x;y%2f..;/z']) {
+      assert.equal(hidesDotSegments(p), true, p);
+    }
+  });
+
+  it('leaves encoded slashes, backslashes and path parameters without dot segments, and plain dot segments, alone', () => {
+    for (const p of ['/a%2fb', '/a/b%5cc', '/a\\b', '/a/../b', '/a/..%2e/b', '/a/...%2fb', '/a/.x%2fb', '/', '/..a%2f', '/x?q=..%2f', '/a;b=1/c', '/a/x;y=../z', '/a/...;/b']) {
       assert.equal(hidesDotSegments(p), false, p);
     }
   });
