@@ -18,11 +18,29 @@ export const HOP_BY_HOP: ReadonlySet<string> = new Set([
 const FORWARDING = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-real-ip']);
 
 /**
+ * Other fields that make claims about the client or the original request, which frameworks act
+ * on: RFC 7239 `Forwarded` (Spring, Rails), the client-address fields the `request-ip` package
+ * reads before X-Forwarded-For, Envoy's client-certificate field, and X-Original-URL /
+ * X-Rewrite-URL (IIS, Symfony: they replace the path routing saw). Passed on only from a trusted
+ * proxy; from anyone else they are dropped (as is every other `X-Forwarded-*` field, see
+ * isForwardedFamily).
+ */
+const CLAIMS = new Set([
+  'forwarded', 'x-forwarded', 'forwarded-for', 'x-client-ip', 'true-client-ip', 'cf-connecting-ip', 'fastly-client-ip',
+  'x-cluster-client-ip', 'x-original-url', 'x-rewrite-url', 'x-original-forwarded-for',
+]);
+
+/** `X-Forwarded-Port`, `-Prefix`, `-Server`, `-Ssl`, `-Client-Cert`, ...: any name in the family, any length. */
+function isForwardedFamily(name: string): boolean {
+  return name.length > 12 && (name.charCodeAt(0) | 0x20) === 0x78 && name.charCodeAt(1) === 0x2d && name.slice(2, 12).toLowerCase() === 'forwarded-';
+}
+
+/**
  * Lengths of every field name this module acts on. A name of any other length cannot be one of
  * them, so the hot loops skip lower-casing it (most fields: content-type, authorization, ...).
  */
 const WATCHED_LENGTHS = new Uint8Array(32);
-for (const n of [...HOP_BY_HOP, ...FORWARDING, 'host', 'content-length', 'expect']) WATCHED_LENGTHS[n.length] = 1;
+for (const n of [...HOP_BY_HOP, ...FORWARDING, ...CLAIMS, 'host', 'content-length', 'expect']) WATCHED_LENGTHS[n.length] = 1;
 
 /** The lower-cased name when its length is one we act on, otherwise ''. */
 function watchedName(name: string): string {
@@ -75,7 +93,7 @@ export function upstreamHeaders(raw: readonly string[], ctx: ForwardContext): Up
     const value = raw[i + 1]!;
     const lower = watchedName(name);
     if (lower === '') {
-      out.push(name, value);
+      if (trusted || !isForwardedFamily(name)) out.push(name, value);
       continue;
     }
     if (lower === 'expect') {
@@ -116,6 +134,7 @@ export function upstreamHeaders(raw: readonly string[], ctx: ForwardContext): Up
       }
       continue;
     }
+    if (!trusted && (CLAIMS.has(lower) || isForwardedFamily(name))) continue;
     out.push(name, value);
   }
 

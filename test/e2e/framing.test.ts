@@ -273,6 +273,53 @@ describe('forwarding headers and hop-by-hop fields', () => {
     }
   });
 
+  // Fields other than the four mpgate sets that frameworks read as the client's address, scheme,
+  // host, port, path prefix, certificate or path: dropped from an untrusted peer.
+  const claims = {
+    forwarded: 'for=6.6.6.6;proto=https;host=spoofed.example',
+    'x-forwarded-port': '8443',
+    'x-forwarded-prefix': '/admin',
+    'x-forwarded-server': 'spoofed.example',
+    'x-forwarded-ssl': 'on',
+    'x-forwarded-client-cert': 'By=spiffe://spoofed',
+    'x-client-ip': '6.6.6.6',
+    'true-client-ip': '6.6.6.6',
+    'cf-connecting-ip': '6.6.6.6',
+    'x-original-url': '/admin',
+    'x-rewrite-url': '/admin',
+  };
+
+  it('drops every other claim about the client or the request from an untrusted peer (Forwarded, X-Forwarded-Port/-Prefix/..., X-Client-IP, X-Original-URL, ...)', async () => {
+    const gw = await startGateway({ sites: [{ name: 'a', hosts: ['x.a.com'], upstream: be.url }] });
+    try {
+      // Over the fast path and over node:http (HTTP/1.0 is handed to it), in mixed case.
+      for (const version of ['1.1', '1.0']) {
+        const c = await RawConn.open(gw.port);
+        const fields = Object.entries(claims).map(([n, v]) => `${n.replace(/(^|-)([a-z])/g, (m) => m.toUpperCase())}: ${v}\r\n`).join('');
+        c.write(`GET /claims HTTP/${version}\r\nHost: x.a.com\r\n${fields}Connection: close\r\n\r\n`);
+        const r = await c.response();
+        const { rawHeaders } = JSON.parse(r.body) as { rawHeaders: string[] };
+        const sent = rawHeaders.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
+        for (const n of Object.keys(claims)) assert.ok(!sent.includes(n), `HTTP/${version}: ${n} reached the backend`);
+        assert.doesNotMatch(rawHeaders.join('\n'), /6\.6\.6\.6|spoofed|admin/);
+        assert.equal(new Set(sent).size, sent.length, `no field twice: ${sent.join(', ')}`);
+      }
+    } finally {
+      await gw.close(500);
+    }
+  });
+
+  it('passes those claims on unchanged from a peer in trustedProxies', async () => {
+    const gw = await startGateway({ trustedProxies: ['127.0.0.1'], sites: [{ name: 'a', hosts: ['x.a.com'], upstream: be.url }] });
+    try {
+      const r = await request(`${gw.url}/claims`, { headers: { host: 'x.a.com', ...claims } });
+      const { headers } = (await r.body.json()) as { headers: Record<string, string> };
+      for (const [n, v] of Object.entries(claims)) assert.equal(headers[n], v, n);
+    } finally {
+      await gw.close(500);
+    }
+  });
+
   it('keeps and appends them when the peer is in trustedProxies', async () => {
     const gw = await startGateway({ trustedProxies: ['127.0.0.1'], sites: [{ name: 'a', hosts: ['x.a.com'], upstream: be.url }] });
     try {

@@ -93,6 +93,20 @@ describe('upstreamHeaders', () => {
     }
   });
 
+  it('drops the other client and request claims of an untrusted peer, and passes a trusted peer\'s on', () => {
+    const claims = [
+      'Forwarded', 'for=6.6.6.6', 'X-Forwarded-Port', '443', 'x-forwarded-prefix', '/p', 'X-FORWARDED-SSL', 'on',
+      'X-Forwarded-Client-Cert', 'x', 'X-Forwarded', 'for=6.6.6.6', 'Forwarded-For', '6.6.6.6', 'X-Client-IP', '6.6.6.6',
+      'True-Client-IP', '6.6.6.6', 'CF-Connecting-IP', '6.6.6.6', 'Fastly-Client-IP', '6.6.6.6', 'X-Cluster-Client-IP', '6.6.6.6',
+      'X-Original-URL', '/admin', 'X-Rewrite-URL', '/admin', 'X-Original-Forwarded-For', '6.6.6.6',
+    ];
+    const raw = ['Host', 'a.com', ...claims, 'X-Forwardedness', 'kept', 'X-Forwarded-', 'kept too', 'Forwarded-By', 'kept'];
+    const untrusted = upstreamHeaders(raw, ctx());
+    assert.deepEqual(names(untrusted.headers), ['host', 'x-forwardedness', 'x-forwarded-', 'forwarded-by', 'x-real-ip', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host']);
+    const trusted = upstreamHeaders(raw, ctx({ peer: '10.0.0.2', trust: LAN }));
+    assert.deepEqual(trusted.headers.slice(0, raw.length), raw);
+  });
+
   it('keeps and appends to the forwarding fields of a trusted peer', () => {
     const raw = [
       'Host', 'a.com',
