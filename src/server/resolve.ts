@@ -48,12 +48,13 @@ export function resolve(table: RoutingTable, input: ResolveInput): Resolved | Re
   // routes by Host alone, so only origin-form is accepted (RFC 9112 §3.2.1).
   if (input.url.charCodeAt(0) !== 47 /* / */) return { error: new GatewayError('MPG_BAD_PATH'), site, head };
   const { path: rawPath, query } = splitTarget(input.url);
-  if (hidesDotSegments(rawPath)) return { error: new GatewayError('MPG_BAD_PATH', 'a dot segment behind an encoded slash or a backslash'), site, head };
   const path = removeDotSegments(rawPath);
   if (path === undefined) return { error: new GatewayError('MPG_BAD_PATH', 'path climbs above the root'), site, head };
 
   const route = RoutingTable.matchRoute(site, path);
   if (route === undefined) return { error: new GatewayError('MPG_NO_ROUTE'), site, head };
+  // (A relay route checks its backend path itself, more strictly, and answers in its own terms.)
+  if (route.relay === undefined && hidesDotSegments(rawPath)) return { error: new GatewayError('MPG_BAD_PATH', 'a dot segment hidden behind an encoded slash, a backslash or ";"'), site, head };
 
   let target: string;
   if (route.stripPrefix) {
