@@ -195,6 +195,9 @@ export function proxyWebSocket(
         },
       }, hooks.maxHeadSize);
       parser.expect(req.method === 'HEAD');
+      // No tunnel idle timeout applies here: an upstream that stalls inside this body is cut off
+      // after upstream.responseTimeout without a byte.
+      socket.setTimeout(hooks.responseTimeout, () => teardown('MPG_UPSTREAM_TIMEOUT'));
       const feed = (chunk: Buffer) => {
         try {
           parser.execute(chunk);

@@ -363,6 +363,19 @@ describe('the WebSocket handshake: nothing of the client goes upstream before a 
     await gw.close(200);
   });
 
+  it('a refusal whose body stalls is cut off after upstream.responseTimeout, nothing left open', async () => {
+    const stall = await upstream((socket) => socket.write('HTTP/1.1 403 Forbidden\r\nContent-Length: 100\r\n\r\npartial'));
+    const gw = await gateway({ upstream: { responseTimeout: '300ms' }, sites: [{ name: 's', hosts: ['ws.test'], upstream: stall.url }] });
+    const c = await RawConn.open(gw.port);
+    c.write(HANDSHAKE('/ws'));
+    await c.waitClosed(3000);
+    assert.match(c.text, /^HTTP\/1\.1 403 Forbidden\r\n[^]*\r\n\r\npartial$/);
+    await waitFor(() => gw.gateway.tunnels === 0, 2000, 'nothing left open');
+    const e = await waitFound(() => gw.access.find((x) => x.host === 'ws.test'));
+    assert.deepEqual([e.status, e.code], [403, 'MPG_UPSTREAM_TIMEOUT']);
+    await gw.close(200);
+  });
+
   it('an upstream that never answers: 504 MPG_UPSTREAM_TIMEOUT after upstream.responseTimeout', async () => {
     const silent = await upstream(() => {});
     const gw = await gateway({ upstream: { responseTimeout: '300ms' }, sites: [{ name: 's', hosts: ['ws.test'], upstream: silent.url }] });
