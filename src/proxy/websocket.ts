@@ -174,8 +174,7 @@ export function proxyWebSocket(
         onHead(code, reason, raw) {
           status = code;
           started = true;
-          const meta = { contentLength: -1 };
-          const fields = downstreamHeaders(raw, meta);
+          const fields = downstreamHeaders(raw);
           let text = `HTTP/1.1 ${code} ${reason}\r\n`;
           for (let i = 0; i < fields.length; i += 2) text += `${fields[i]}: ${fields[i + 1]}\r\n`;
           client.write(`${text}Connection: close\r\n\r\n`);
