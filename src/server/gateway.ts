@@ -491,7 +491,8 @@ export class Gateway {
       } catch {
         out.destroy();
       }
-      this.#access?.({ host: req.headers.host ?? '', method: req.method ?? '', path: req.url ?? '', status: 500, bytes: 0, upstream: '', ms: 0, site: '', ip: '', code: error.code });
+      const ip = (req as { socket?: { remoteAddress?: string } }).socket?.remoteAddress ?? '';
+      this.#access?.({ host: req.headers.host ?? '', method: req.method ?? '', path: req.url ?? '', status: 500, bytes: 0, upstream: '', ms: 0, site: '', ip, code: error.code });
     }
   }
 
@@ -685,10 +686,10 @@ export class Gateway {
       : new GatewayError('MPG_BAD_REQUEST', undefined, { cause: err });
     // The answer to an earlier request may be on this socket (pipelining). One part-written must not
     // be cut into: close. One written whole is followed by this answer, unless it closes the
-    // connection itself. (node:http reports the error before or after that response's 'finish'
-    // depending on how it read the bytes; deciding on `headersSent` alone made the answer depend on it.)
-    // (`_last` is node:http's own "this response ends the connection", set by a `Connection: close`
-    // given to writeHead, which getHeader() does not see.)
+    // connection itself (`_last`: node:http's own flag, set by a `Connection: close` given to
+    // writeHead, which getHeader() does not see). node:http reports the error before or after that
+    // response's 'finish' depending on how it read the bytes, so `headersSent` alone made the
+    // answer depend on timing.
     const current = (socket as Socket & { _httpMessage?: (ServerResponse & { _last?: boolean }) | null })._httpMessage ?? undefined;
     if (responseStarted ?? (current?.headersSent === true && !current.writableEnded)) {
       socket.destroy();
