@@ -20,6 +20,8 @@ export const ERROR_CODES = {
   MPG_RELAY_NO_PATH: { status: 400, message: 'relay request names no backend path' },
   MPG_NO_SITE: { status: 404, message: 'no site for this host' },
   MPG_NO_ROUTE: { status: 404, message: 'no route for this path' },
+  // A gateway, not a forward proxy: no tunnels to arbitrary authorities (nor RFC 8441's extended CONNECT).
+  MPG_CONNECT_UNSUPPORTED: { status: 405, message: 'CONNECT is not proxied' },
   MPG_CLIENT_TIMEOUT: { status: 408, message: 'request not received in time' },
   MPG_BODY_TOO_LARGE: { status: 413, message: 'request body too large' },
   MPG_HEADERS_TOO_LARGE: { status: 431, message: 'request headers too large' },

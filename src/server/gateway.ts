@@ -342,6 +342,13 @@ export class Gateway {
     server.on('request', (req: IncomingMessage, res: ServerResponse) => this.#guard(req, res, () => this.#onRequest(req, res, false, false)));
     server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.#guard(req, res, () => this.#onRequest(req, res, true, false)));
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#guard(req, socket, () => this.#onUpgrade(req, socket, head)));
+    // Without a listener node:http drops a CONNECT without a word; it gets an answer and a log line.
+    server.on('connect', (req: IncomingMessage, socket: Duplex) => {
+      const err = new GatewayError('MPG_CONNECT_UNSUPPORTED');
+      socket.on('error', () => socket.destroy());
+      sendRawError(socket, err);
+      this.#access?.({ host: req.headers.host ?? '', method: req.method!, path: req.url!, status: err.status, bytes: 0, upstream: '', ms: 0, site: '', ip: req.socket.remoteAddress ?? '', code: err.code });
+    });
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.#onClientError(err, socket));
   }
 
@@ -450,6 +457,13 @@ export class Gateway {
     });
     server.on('checkContinue', (req: Http2ServerRequest, res: http2.Http2ServerResponse) => {
       this.#guard(req, res as unknown as ServerResponse, () => this.#onRequest(req as unknown as IncomingMessage, res as unknown as ServerResponse, true, true));
+    });
+    // node's own answer to a CONNECT stream is a bare 405; this one has the code and a log line.
+    server.on('connect', (req: Http2ServerRequest, res: http2.Http2ServerResponse) => {
+      const err = new GatewayError('MPG_CONNECT_UNSUPPORTED');
+      sendError(req, res as unknown as ServerResponse, err, undefined);
+      const authority = (req.headers[':authority'] as string | undefined) ?? '';
+      this.#access?.({ host: authority, method: 'CONNECT', path: authority, status: err.status, bytes: 0, upstream: '', ms: 0, site: '', ip: req.socket.remoteAddress ?? '', code: err.code });
     });
     this.#h2server = server;
     return server;

@@ -149,6 +149,21 @@ describe('framing attacks: 400 and nothing reaches the backend', () => {
     });
   }
 
+  it('CONNECT → 405 MPG_CONNECT_UNSUPPORTED, closed, logged, nothing forwarded', async () => {
+    const seenBefore = be.seen.length;
+    bytes.reset();
+    const from = gw.access.length;
+    const c = await RawConn.open(gw.port);
+    c.write('CONNECT x.a.com:443 HTTP/1.1\r\nHost: x.a.com:443\r\n\r\n');
+    const r = await c.response();
+    assert.equal(r.status, 405);
+    assert.equal(r.headers['x-mpgate-error'], 'MPG_CONNECT_UNSUPPORTED');
+    await c.waitClosed(1000);
+    assert.deepEqual(gw.access.slice(from).map((e) => [e.method, e.path, e.status, e.code]), [['CONNECT', 'x.a.com:443', 405, 'MPG_CONNECT_UNSUPPORTED']]);
+    assert.equal(be.seen.length, seenBefore);
+    assert.equal(bytes.bytes, 0);
+  });
+
   it('a bad request pipelined behind one already answered gets its 400 after that answer', async () => {
     const seenBefore = be.seen.length;
     const c = await RawConn.open(gw.port);

@@ -211,6 +211,27 @@ describe('HTTPS listener: SNI, ALPN (h2 + http/1.1), wss, redirects, HSTS', () =
     assert.equal((await get('a.test', '/fine', ['--http2'])).status, 200);
   });
 
+  it('an HTTP/2 CONNECT stream: 405 MPG_CONNECT_UNSUPPORTED and an access-log line; the session serves on', async () => {
+    const client = http2.connect(`https://127.0.0.1:${httpsPort}`, { ca: ca.certPem, servername: 'a.test' });
+    try {
+      const from = gw.access.length;
+      const stream = client.request({ ':method': 'CONNECT', ':authority': 'a.test:443' });
+      const [head] = (await once(stream, 'response')) as [http2.IncomingHttpHeaders];
+      assert.equal(head[':status'], 405);
+      assert.equal(head['x-mpgate-error'], 'MPG_CONNECT_UNSUPPORTED');
+      stream.resume();
+      await once(stream, 'close');
+      assert.deepEqual(gw.access.slice(from).map((e) => [e.method, e.host, e.status, e.code]), [['CONNECT', 'a.test:443', 405, 'MPG_CONNECT_UNSUPPORTED']]);
+      const ok = client.request({ ':path': '/after', ':authority': 'a.test' });
+      const [okHead] = (await once(ok, 'response')) as [http2.IncomingHttpHeaders];
+      assert.equal(okHead[':status'], 200);
+      ok.resume();
+      await once(ok, 'close');
+    } finally {
+      client.close();
+    }
+  });
+
   it('HTTP/2 limits answer like HTTP/1.1: oversize head 431, too many fields 431, a streamed body over the limit 413', async () => {
     const big = await get('a.test', '/', ['--http2', '-H', `X-Big: ${'a'.repeat(20 * 1024)}`]);
     assert.equal(big.status, 431);
