@@ -53,24 +53,30 @@ describe('hot reload under load (CLI process, file watcher and SIGHUP)', () => {
     const seen = { A: 0, B: 0 };
     let failures = 0;
     let requests = 0;
+    /** What the failures were, by kind (status and error code, or the client's error). */
+    const why = new Map<string, number>();
+    const failed = (kind: string) => {
+      failures++;
+      why.set(kind, (why.get(kind) ?? 0) + 1);
+    };
     let stop = false;
     const worker = async (i: number) => {
+      const post = i % 2 === 0;
       while (!stop) {
         try {
-          const post = i % 2 === 0;
           const r = await request(`http://127.0.0.1:${port}/x`, {
             dispatcher: agent, method: post ? 'POST' : 'GET', headers: { host: 'x.test' },
             body: post ? Buffer.alloc(64 * 1024, 1) : undefined,
           });
           const text = await r.body.text();
           requests++;
-          if (r.statusCode !== 200) failures++;
+          if (r.statusCode !== 200) failed(`${post ? 'POST' : 'GET'} ${r.statusCode} ${String(r.headers['x-mpgate-error'] ?? '')}`);
           else {
             seen[text[0] as 'A' | 'B']++;
-            if (post && !text.endsWith(' 65536')) failures++;
+            if (post && !text.endsWith(' 65536')) failed(`POST body cut: ${text.slice(0, 40)}`);
           }
-        } catch {
-          failures++;
+        } catch (err) {
+          failed(`${post ? 'POST' : 'GET'} threw ${(err as { code?: string }).code ?? (err as Error).message}`);
         }
       }
     };
@@ -114,7 +120,7 @@ describe('hot reload under load (CLI process, file watcher and SIGHUP)', () => {
 
     assert.equal(await slowRequest, 'A 0', 'a request in flight during reloads finishes on the routes it started with');
     assert.ok(requests > 200, `enough load ran (${requests} requests)`);
-    assert.equal(failures, 0, `0 failed requests out of ${requests}`);
+    assert.equal(failures, 0, `0 failed requests out of ${requests}: ${JSON.stringify(Object.fromEntries(why))}`);
     assert.ok(seen.A > 0 && seen.B > 0, `both backends served (A ${seen.A}, B ${seen.B})`);
     const reloads = child.err().split('\n').filter((l) => l.includes('"config reloaded"')).length;
     assert.ok(reloads >= 5, `reloaded several times (${reloads})`);
