@@ -124,6 +124,12 @@ export async function runServe(argv: string[]): Promise<number> {
     reloading = reloading.then(async () => {
       try {
         const { config: fresh, text } = await loadConfigFile(file);
+        // A save in progress (truncated, not yet written) reads as an empty file, which is a valid
+        // config without sites: applied, it would answer 404 for every site until the next event.
+        if (text.trim() === '') {
+          log.warn({ why, file }, 'config file is empty (a save in progress?), keeping the running one');
+          return;
+        }
         const next = hasOverrides(v) ? configFromObject(overrides(fresh as unknown as ConfigInput), file) : fresh;
         const previous = gateway.config;
         const result = gateway.reload(next);

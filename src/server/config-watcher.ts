@@ -8,6 +8,9 @@ import { readFile } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { createHash } from 'node:crypto';
 
+/** Time between the two reads that must agree before a changed file is loaded. */
+const SETTLE_MS = 50;
+
 export class ConfigWatcher {
   readonly #watcher: FSWatcher;
   #timer: NodeJS.Timeout | undefined;
@@ -41,6 +44,10 @@ export class ConfigWatcher {
   async #check(): Promise<void> {
     const h = await this.#hash();
     if (this.#closed || h === undefined || h === this.#lastHash) return;
+    // A writer still at work (a slow machine, a file written in several chunks) shows up as
+    // content that changes between two reads: wait for it to settle rather than load half a file.
+    await new Promise((r) => setTimeout(r, SETTLE_MS));
+    if (this.#closed || (await this.#hash()) !== h) return this.#schedule();
     this.#lastHash = h;
     this.onChange();
   }

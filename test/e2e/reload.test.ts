@@ -124,6 +124,19 @@ describe('hot reload under load (CLI process, file watcher and SIGHUP)', () => {
     assert.ok(seen.A > 0 && seen.B > 0, `both backends served (A ${seen.A}, B ${seen.B})`);
     const reloads = child.err().split('\n').filter((l) => l.includes('"config reloaded"')).length;
     assert.ok(reloads >= 5, `reloaded several times (${reloads})`);
+  });
+
+  it('an emptied file (a save caught between truncate and write) keeps the running routes; the finished save applies', async () => {
+    const get = async () => (await (await request(`http://127.0.0.1:${port}/x`, { headers: { host: 'x.test' } })).body.text()).slice(0, 1);
+    assert.equal(await get(), 'B');
+    await writeFile(file, '');
+    await waitFor(() => child.err().includes('config file is empty'), 5000, 'the empty file to be noticed');
+    assert.equal(await get(), 'B', 'still routed: an empty file is not a config without sites');
+    child.kill('SIGHUP');
+    await waitFor(() => child.err().split('config file is empty').length > 2, 5000, 'SIGHUP on the empty file refused too');
+    assert.equal(await get(), 'B');
+    await writeFile(file, configFor(a.url));
+    await waitFor(async () => (await get()) === 'A', 5000, 'the finished save');
     assert.match(child.err(), /bogusKey/, 'the rejection names the bad key');
   });
 });
