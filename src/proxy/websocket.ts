@@ -197,13 +197,14 @@ export function proxyWebSocket(
       // No tunnel idle timeout applies here: an upstream that stalls inside this body is cut off
       // after upstream.responseTimeout without a byte.
       socket.setTimeout(hooks.responseTimeout, () => teardown('MPG_UPSTREAM_TIMEOUT'));
+      // Once the head has gone to the client, a broken answer can only be cut off.
+      const broken = (code: 'MPG_UPSTREAM_BAD_RESPONSE' | 'MPG_UPSTREAM_RESET', detail?: string) => (started ? teardown(code) : fail(new GatewayError(code, detail)));
       const feed = (chunk: Buffer) => {
         try {
           parser.execute(chunk);
         } catch (err) {
           if (!(err instanceof ResponseError)) throw err;
-          if (started) teardown('MPG_UPSTREAM_BAD_RESPONSE');
-          else fail(new GatewayError('MPG_UPSTREAM_BAD_RESPONSE', err.detail));
+          broken('MPG_UPSTREAM_BAD_RESPONSE', err.detail);
         }
       };
       socket.on('data', feed);
@@ -211,8 +212,7 @@ export function proxyWebSocket(
         try {
           parser.finish();
         } catch {
-          if (started) teardown('MPG_UPSTREAM_RESET');
-          else fail(new GatewayError('MPG_UPSTREAM_RESET'));
+          broken('MPG_UPSTREAM_RESET');
         }
       });
       feed(answerBytes);

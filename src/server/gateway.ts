@@ -344,10 +344,8 @@ export class Gateway {
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#guard(req, socket, () => this.#onUpgrade(req, socket, head)));
     // Without a listener node:http drops a CONNECT without a word; it gets an answer and a log line.
     server.on('connect', (req: IncomingMessage, socket: Duplex) => {
-      const err = new GatewayError('MPG_CONNECT_UNSUPPORTED');
       socket.on('error', () => socket.destroy());
-      sendRawError(socket, err);
-      this.#access?.({ host: req.headers.host ?? '', method: req.method!, path: req.url!, status: err.status, bytes: 0, upstream: '', ms: 0, site: '', ip: req.socket.remoteAddress ?? '', code: err.code });
+      this.#refuseRaw(req, socket, new GatewayError('MPG_CONNECT_UNSUPPORTED'));
     });
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.#onClientError(err, socket));
   }
@@ -661,15 +659,18 @@ export class Gateway {
     this.#access?.({ host: a.host, method: req.method!, path: req.url!, status: a.status, bytes: a.bytes, upstream: '', ms: elapsedMs(a.started), site: a.site, ip: a.ip, code: a.code });
   }
 
+  /** The answer on a raw socket (an upgrade or a CONNECT node:http has handed over), and its log line. */
+  #refuseRaw(req: IncomingMessage, socket: Duplex, err: GatewayError, site?: string, host = req.headers.host ?? ''): void {
+    sendRawError(socket, err, site);
+    this.#access?.({ host, method: req.method!, path: req.url!, status: err.status, bytes: 0, upstream: '', ms: 0, site: site ?? '', ip: req.socket.remoteAddress ?? '', code: err.code });
+  }
+
   #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const started = performance.now();
     const peer = req.socket.remoteAddress ?? '';
     const secure = (req.socket as TLSSocket).encrypted === true;
     socket.on('error', () => socket.destroy());
-    const refuse = (err: GatewayError, site?: string, host = req.headers.host ?? '') => {
-      sendRawError(socket, err, site);
-      this.#access?.({ host, method: req.method!, path: req.url!, status: err.status, bytes: 0, upstream: '', ms: 0, site: site ?? '', ip: peer, code: err.code });
-    };
+    const refuse = (err: GatewayError, site?: string, host?: string) => this.#refuseRaw(req, socket, err, site, host);
     if (this.#closing !== undefined) return refuse(new GatewayError('MPG_SHUTTING_DOWN'));
     if (!isHttp1x(req)) return refuse(new GatewayError('MPG_HTTP_VERSION'));
     if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return refuse(new GatewayError('MPG_UPGRADE_UNSUPPORTED'));
