@@ -6,68 +6,36 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import net from 'node:net';
 import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
 import { RoutingTable } from '../../src/server/routing-table.js';
 import { closedPort, curl, startBackend, startGateway, waitFor, type Backend, type TestGateway } from '../helpers.js';
-import { RawConn, sleep, waitFound, watchConnects } from './support.js';
-
-/** A raw TCP "backend" that reads a request head and then does `onHead` with the socket. */
-async function rawBackend(onHead: (socket: net.Socket, head: string) => void): Promise<{ port: number; url: string; heads: string[]; close(): Promise<void> }> {
-  const heads: string[] = [];
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => {});
-    let buf = '';
-    const onData = (c: Buffer) => {
-      buf += c.toString('latin1');
-      const end = buf.indexOf('\r\n\r\n');
-      if (end === -1) return;
-      socket.off('data', onData);
-      heads.push(buf.slice(0, end));
-      onHead(socket, buf.slice(0, end));
-    };
-    socket.on('data', onData);
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const port = (server.address() as net.AddressInfo).port;
-  return {
-    port, url: `http://127.0.0.1:${port}`, heads,
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise((r) => server.close(r));
-    },
-  };
-}
+import { RawConn, sleep, startRawUpstream, waitFound, watchConnects, type RawUpstream } from './support.js';
 
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 
 describe('upstream failures', () => {
   let gw: TestGateway;
   let deadPort: number;
-  let resetHead: Awaited<ReturnType<typeof rawBackend>>;
-  let resetBodyCl: Awaited<ReturnType<typeof rawBackend>>;
-  let resetBodyChunked: Awaited<ReturnType<typeof rawBackend>>;
+  let resetHead: RawUpstream;
+  let resetBodyCl: RawUpstream;
+  let resetBodyChunked: RawUpstream;
 
   before(async () => {
     deadPort = await closedPort();
     // Starts a response head, then resets the connection.
-    resetHead = await rawBackend((s) => {
+    resetHead = await startRawUpstream((s) => {
       s.write('HTTP/1.1 200 OK\r\nContent-Type: text/pl');
       setTimeout(() => s.resetAndDestroy(), 20);
     });
     // A complete head announcing 1000 bytes, 100 of them, then a reset.
-    resetBodyCl = await rawBackend((s) => {
+    resetBodyCl = await startRawUpstream((s) => {
       s.write(`HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n${'a'.repeat(100)}`);
       setTimeout(() => s.resetAndDestroy(), 50);
     });
     // The same with a chunked body: the truncation must not look like a complete response.
-    resetBodyChunked = await rawBackend((s) => {
+    resetBodyChunked = await startRawUpstream((s) => {
       s.write(`HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n64\r\n${'b'.repeat(100)}\r\n`);
       setTimeout(() => s.resetAndDestroy(), 50);
     });
@@ -166,7 +134,7 @@ describe('upstream failures', () => {
 describe('upstream response framing', () => {
   it('relays a response framed by both Transfer-Encoding and Content-Length whole, without the Content-Length', async () => {
     // Transfer-Encoding wins (RFC 9112 §6.3): the body is "helloworld", not the 5 bytes announced.
-    const up = await rawBackend((s) => s.write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n5\r\nworld\r\n0\r\n\r\n'));
+    const up = await startRawUpstream((s) => s.write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n5\r\nworld\r\n0\r\n\r\n'));
     const gw = await startGateway({ sites: [{ name: 'a', hosts: ['a.test'], upstream: up.url }] });
     try {
       const r = await curl(['-H', 'Host: a.test', `${gw.url}/`]);
@@ -294,7 +262,7 @@ describe('passive failover', () => {
   it('does not retry a POST whose upstream took the connection and then failed', async () => {
     let got = 0;
     // Reads part of the body, then resets: the request may have had effects, so it is not repeated.
-    const flaky = await rawBackend((s) => {
+    const flaky = await startRawUpstream((s) => {
       s.once('data', () => {
         got++;
         s.resetAndDestroy();

@@ -29,6 +29,7 @@ import { after, before, describe, it } from 'node:test';
 import { readRequestHead } from '../../src/core/h1-request.js';
 import { H1Front } from '../../src/server/h1-front.js';
 import { startGateway, type TestGateway } from '../helpers.js';
+import { mulberry32 } from '../support/random.js';
 
 // ---- the node:http-only gateway ----------------------------------------------------------------
 
@@ -232,18 +233,6 @@ const SEEDS: string[] = [
   `GET /s HTTP/1.1\r\n\r\n`,
 ];
 
-/** A small seeded generator (mulberry32), so a failure names the seed that reproduces it. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Bytes where HTTP/1.1 parsers are known to differ. */
 const TRICKY = [' ', '\t', '\r', '\n', ':', ',', ';', '\0', '\x0b', '\x7f', '\x80', '\xa0', '\xff', '0', '9', 'a', 'Z', '-', '_', '/', '?', '#', '%', '"'];
 
@@ -349,7 +338,7 @@ describe('fast path and node:http answer every input alike', { timeout: 180_000 
   it('seeded random edits of them', async (t) => {
     const seed = Number(process.env.MPGATE_DIFF_SEED ?? 20261121);
     const perSeed = Number(process.env.MPGATE_DIFF_EDITS ?? 12);
-    const random = rng(seed);
+    const random = mulberry32(seed);
     const inputs: string[] = [];
     for (const s of SEEDS) {
       for (let k = 0; k < perSeed; k++) {

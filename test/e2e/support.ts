@@ -1,7 +1,8 @@
 /**
  * Extra real-socket tools for the e2e tests (no mocks): a raw client connection that can be driven
- * byte by byte and watched for close, a TCP listener that never accepts (for connect timeouts), a
- * byte counter on a backend, and a counter of undici's upstream connection attempts.
+ * byte by byte and watched for close, a raw TCP upstream that answers by hand, a TCP listener that
+ * never accepts (for connect timeouts), a byte counter on a backend, and a counter of undici's
+ * upstream connection attempts.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import diagnostics from 'node:diagnostics_channel';
@@ -139,6 +140,53 @@ async function until<T>(check: () => T | undefined | false, timeoutMs: number, w
  * drops further SYNs and a connect to it hangs until the client gives up (Python: node always
  * accepts). `listen(0)` makes the queue hold a single connection.
  */
+export interface RawUpstream {
+  port: number;
+  url: string;
+  /** Each connection's request head (up to the blank line), in order. */
+  heads: string[];
+  /** Every chunk received, on any connection, with when it arrived (performance.now()). */
+  received: { at: number; text: string }[];
+  close(): Promise<void>;
+}
+
+/**
+ * A raw TCP "upstream" for responses no HTTP server would send: once a connection's request head
+ * is in, `onHead` gets the socket and does what the test needs (a partial head, a reset, ...).
+ */
+export async function startRawUpstream(onHead: (socket: net.Socket, head: string) => void): Promise<RawUpstream> {
+  const heads: string[] = [];
+  const received: RawUpstream['received'] = [];
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    let buf: string | undefined = '';
+    socket.on('data', (c: Buffer) => {
+      received.push({ at: performance.now(), text: c.toString('latin1') });
+      if (buf === undefined) return;
+      buf += c.toString('latin1');
+      const end = buf.indexOf('\r\n\r\n');
+      if (end === -1) return;
+      const head = buf.slice(0, end);
+      buf = undefined;
+      heads.push(head);
+      onHead(socket, head);
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as net.AddressInfo).port;
+  return {
+    port, url: `http://127.0.0.1:${port}`, heads, received,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
 export interface Blackhole {
   port: number;
   close(): Promise<void>;

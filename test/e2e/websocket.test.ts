@@ -7,12 +7,12 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import http, { type IncomingMessage } from 'node:http';
-import net from 'node:net';
+import type net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import WebSocket, { WebSocketServer } from 'ws';
 import { configFromObject } from '../../src/config/load.js';
 import { closedPort, startBackend, startGateway, waitFor, type Backend, type TestGateway } from '../helpers.js';
-import { RawConn, countBytes, sleep, waitFound } from './support.js';
+import { RawConn, countBytes, sleep, startRawUpstream, waitFound } from './support.js';
 
 interface WsBackend {
   name: string;
@@ -224,43 +224,6 @@ describe('WebSocket relaying', () => {
   });
 });
 
-/**
- * A raw TCP upstream for handshake probes: records every byte it receives (with the time) and
- * answers each connection with `answer(socket, head)` once the request head is in.
- */
-async function rawUpstream(answer: (socket: net.Socket, head: string) => void): Promise<{ url: string; received: { at: number; text: string }[]; heads: string[]; close(): Promise<void> }> {
-  const received: { at: number; text: string }[] = [];
-  const heads: string[] = [];
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => {});
-    let buf = '';
-    let answered = false;
-    socket.on('data', (c: Buffer) => {
-      received.push({ at: performance.now(), text: c.toString('latin1') });
-      buf += c.toString('latin1');
-      const end = buf.indexOf('\r\n\r\n');
-      if (!answered && end !== -1) {
-        answered = true;
-        heads.push(buf.slice(0, end));
-        answer(socket, buf.slice(0, end));
-      }
-    });
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const port = (server.address() as net.AddressInfo).port;
-  return {
-    url: `http://127.0.0.1:${port}`, received, heads,
-    close: () => new Promise<void>((r) => {
-      for (const s of sockets) s.destroy();
-      server.close(() => r());
-    }),
-  };
-}
-
 const HANDSHAKE = (path: string, host = 'ws.test') =>
   `GET ${path} HTTP/1.1\r\nHost: ${host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`;
 const ACCEPT = 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n';
@@ -276,7 +239,7 @@ describe('the WebSocket handshake: nothing of the client goes upstream before a 
   };
   const ups: { close(): Promise<void> }[] = [];
   const upstream = async (answer: (socket: net.Socket, head: string) => void) => {
-    const u = await rawUpstream(answer);
+    const u = await startRawUpstream(answer);
     ups.push(u);
     return u;
   };
@@ -394,7 +357,7 @@ describe('the WebSocket handshake: nothing of the client goes upstream before a 
 
 describe('WebSocket upgrades on relay and OCR routes', () => {
   it('are refused 400 MPG_UPGRADE_UNSUPPORTED, and nothing reaches the relay backend (its path checks and allow list cannot be tunnelled around)', async () => {
-    const u = await rawUpstream((socket) => socket.write(ACCEPT));
+    const u = await startRawUpstream((socket) => socket.write(ACCEPT));
     const gw = await startGateway({
       sites: [{ name: 'r', hosts: ['r.test'], routes: [{ path: '/relay', relay: { upstream: `${u.url}/api`, allow: ['/ok'] } }, { path: '/ocr', ocr: {} }] }],
     });
