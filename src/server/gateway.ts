@@ -359,10 +359,15 @@ export class Gateway {
   #front(toNode: (socket: Socket) => void): H1Front {
     const front = new H1Front(
       {
+        // #guard inlined: the fast path is the hot one, and its answer (taken or not) comes back.
         serve: (req, res) => {
-          let taken = true;
-          this.#guard(req, res, () => (taken = this.#onFastRequest(req, res)));
-          return taken;
+          const inFlight = this.#inFlight;
+          try {
+            return this.#onFastRequest(req, res);
+          } catch (err) {
+            this.#internalError(err, req, res, inFlight);
+            return true;
+          }
         },
         clientError: (err, socket, responseStarted) => this.#onClientError(err, socket, responseStarted),
       },
@@ -494,18 +499,23 @@ export class Gateway {
     try {
       run();
     } catch (err) {
-      if (this.#inFlight > inFlight) this.#requestDone();
-      this.#log.error({ err, method: req.method, path: req.url }, 'internal error while handling a request (a bug in mpgate: please report it)');
-      const error = new GatewayError('MPG_INTERNAL', undefined, { cause: err });
-      try {
-        if ('writeHead' in out) sendError(req, out, error, undefined, true);
-        else sendRawError(out, error);
-      } catch {
-        out.destroy();
-      }
-      const ip = (req as { socket?: { remoteAddress?: string } }).socket?.remoteAddress ?? '';
-      this.#access?.({ host: req.headers.host ?? '', method: req.method ?? '', path: req.url ?? '', status: 500, bytes: 0, upstream: '', ms: 0, site: '', ip, code: error.code });
+      this.#internalError(err, req, out, inFlight);
     }
+  }
+
+  /** What #guard does with an exception; `inFlight` is the count before the entry ran. */
+  #internalError(err: unknown, req: RequestView, out: ResponseView | Duplex, inFlight: number): void {
+    if (this.#inFlight > inFlight) this.#requestDone();
+    this.#log.error({ err, method: req.method, path: req.url }, 'internal error while handling a request (a bug in mpgate: please report it)');
+    const error = new GatewayError('MPG_INTERNAL', undefined, { cause: err });
+    try {
+      if ('writeHead' in out) sendError(req, out, error, undefined, true);
+      else sendRawError(out, error);
+    } catch {
+      out.destroy();
+    }
+    const ip = (req as { socket?: { remoteAddress?: string } }).socket?.remoteAddress ?? '';
+    this.#access?.({ host: req.headers.host ?? '', method: req.method ?? '', path: req.url ?? '', status: 500, bytes: 0, upstream: '', ms: 0, site: '', ip, code: error.code });
   }
 
   /**
